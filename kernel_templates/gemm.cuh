@@ -1,0 +1,365 @@
+// The Marlin-style W4A16 GEMM: C[m, n] = A[m, k] * dequant(B)[k, n] * global_scale (+ bias).
+//
+// Pieces, top to bottom:
+//   GemmConfig      compile-time shape of a block (from the KernelKey)
+//   Stripe          which (tile, k-tile) work units a block owns (striped partition)
+//   load_stage      cp.async of one work unit's A rows, weights and scales into a stage
+//   compute_stage   ldmatrix A, decode B in registers, mma.sync into fp32 accumulators
+//   reduce_warps_k  fixed-order sum over warps that split k inside a block
+//   finish_segment  write the tile, or publish a partial and let the last arriver sum
+//                   all partials of the tile in block order (deterministic)
+//   store_tile      the epilogue: global scale in fp32, bias, one rounding to 16 bit
+#pragma once
+
+#include "fp4_decode.cuh"
+#include "gemm_params.h"
+#include "ptx.cuh"
+
+namespace marlinrt::kern {
+
+template <int kAct, int kTileK, int kTileN, int kMBlocks, int kStages, int kThreads, bool kMoe,
+          int kActFn, bool kGated, bool kTopkW>
+struct GemmConfig {
+  static constexpr bool bf16 = kAct == 1;
+  static constexpr int tile_k = kTileK;
+  static constexpr int tile_n = kTileN;
+  static constexpr int m_blocks = kMBlocks;
+  static constexpr int rows = 16 * kMBlocks;
+  static constexpr int stages = kStages;
+  static constexpr int threads = kThreads;
+  static constexpr int warps = kThreads / 32;
+  static constexpr int warps_n = kTileN / 64;  // a warp owns 64 columns
+  static constexpr int warps_k = warps / warps_n;
+  static constexpr int k16_per_tile = kTileK / 16;
+  static constexpr int k16_per_warp = k16_per_tile / warps_k;
+  // Shared memory (the host computes the same numbers in runtime/gemm_shape.cpp).
+  static constexpr int a_stage_bytes = rows * kTileK * 2;
+  static constexpr int b_stage_bytes = kTileK * kTileN / 2;
+  static constexpr int s_stage_bytes = kTileK * kTileN / 16;
+  static constexpr int stage_bytes = a_stage_bytes + b_stage_bytes + s_stage_bytes;
+  static constexpr int reduce_bytes = warps_k > 1 ? rows * kTileN * 4 : 0;
+  static constexpr int smem_bytes = kStages * stage_bytes + reduce_bytes;
+
+  static_assert(kTileK == 64 || kTileK == 128 || kTileK == 256, "tile_k");
+  static_assert(kTileN == 64 || kTileN == 128 || kTileN == 256, "tile_n");
+  static_assert(warps % warps_n == 0 && warps_k >= 1, "warps must tile the n dimension");
+  static_assert(k16_per_tile % warps_k == 0, "k16 steps must split evenly over warps");
+  static_assert(!kMoe, "the MoE GEMM is not implemented yet");
+};
+
+struct __align__(16) U4 {
+  u32 x, y, z, w;
+};
+struct __align__(8) U2 {
+  u32 x, y;
+};
+struct __align__(8) F2 {
+  float x, y;
+};
+
+// Striped partition: the work units (tile, k-tile), tile-major, are cut into gridDim.x
+// contiguous stripes of equal length (+-1), one per block, whatever the shape.
+struct Stripe {
+  long long units;  // tiles * k_tiles
+  int blocks;
+
+  __device__ long long begin(int b) const { return (static_cast<long long>(b) * units) / blocks; }
+  __device__ int block_of(long long u) const {
+    int b = static_cast<int>((u * blocks) / units);
+    while (b + 1 < blocks && begin(b + 1) <= u) ++b;
+    while (begin(b) > u) --b;
+    return b;
+  }
+};
+
+template <class Cfg>
+struct GemmKernel {
+  static constexpr bool bf16 = Cfg::bf16;
+  typedef float Acc[Cfg::m_blocks][8][4];
+
+  const GemmParams& p;
+  char* smem;
+  int warp, lane, wn, wk;
+
+  __device__ GemmKernel(const GemmParams& params, char* shared)
+      : p(params), smem(shared), warp(threadIdx.x / 32), lane(threadIdx.x % 32),
+        wn(warp % Cfg::warps_n), wk(warp / Cfg::warps_n) {}
+
+  __device__ char* stage(int slot) const { return smem + slot * Cfg::stage_bytes; }
+
+  // ---- loading -------------------------------------------------------------------------
+  // A row of a work unit's activations; the MoE gather will replace this.
+  __device__ const char* a_row(int row) const {
+    return static_cast<const char*>(p.a) + static_cast<long long>(row) * p.lda * 2;
+  }
+
+  __device__ void load_stage(long long unit, int slot, u64 policy) const {
+    const int tile = static_cast<int>(unit / p.k_tiles);
+    const int kt = static_cast<int>(unit % p.k_tiles);
+    const int n_tile = tile / p.m_tiles, m_tile = tile % p.m_tiles;
+    char* s = stage(slot);
+    // A: rows x tile_k halves, 16-byte chunks, XOR-swizzled by row to spread banks.
+    constexpr int a_chunks_per_row = Cfg::tile_k / 8;
+    constexpr int a_chunks = Cfg::rows * a_chunks_per_row;
+#pragma unroll
+    for (int c = threadIdx.x; c < a_chunks; c += Cfg::threads) {
+      const int r = c / a_chunks_per_row, ch = c % a_chunks_per_row;
+      const int row = m_tile * Cfg::rows + r;
+      const int col = kt * Cfg::tile_k + ch * 8;
+      const bool ok = row < p.m && col < p.k;
+      const void* src = ok ? a_row(row) + col * 2 : p.a;
+      cp_async16(smem_u32(s + r * Cfg::tile_k * 2 + ((ch ^ (r & 7)) * 16)), src, ok ? 16 : 0);
+    }
+    // B: warps_n strips of k16_per_tile units (512 bytes each), contiguous in global memory.
+    const long long k_units = p.k_padded / 16;
+    const long long kb0 = static_cast<long long>(kt) * Cfg::k16_per_tile;
+    const long long nb0 = static_cast<long long>(n_tile) * Cfg::warps_n;
+    constexpr int strip_chunks = Cfg::k16_per_tile * 32;
+    char* sb = s + Cfg::a_stage_bytes;
+#pragma unroll
+    for (int c = threadIdx.x; c < Cfg::b_stage_bytes / 16; c += Cfg::threads) {
+      const int strip = c / strip_chunks, rest = c % strip_chunks;
+      const char* src = static_cast<const char*>(p.b) + ((nb0 + strip) * k_units + kb0) * 512 +
+                        rest * 16;
+      cp_async16_stream(smem_u32(sb + c * 16), src, policy);
+    }
+    // Scales: the same strips, 64 bytes per unit.
+    constexpr int s_strip_chunks = Cfg::k16_per_tile * 4;
+    char* ss = sb + Cfg::b_stage_bytes;
+#pragma unroll
+    for (int c = threadIdx.x; c < Cfg::s_stage_bytes / 16; c += Cfg::threads) {
+      const int strip = c / s_strip_chunks, rest = c % s_strip_chunks;
+      const char* src = static_cast<const char*>(p.scales) +
+                        ((nb0 + strip) * k_units + kb0) * 64 + rest * 16;
+      cp_async16_stream(smem_u32(ss + c * 16), src, policy);
+    }
+  }
+
+  // ---- math ----------------------------------------------------------------------------
+  __device__ void compute_stage(int slot, Acc& acc) const {
+    const char* s = stage(slot);
+    const char* sb = s + Cfg::a_stage_bytes;
+    const char* ss = sb + Cfg::b_stage_bytes;
+    const int g = lane / 4;
+#pragma unroll
+    for (int i = 0; i < Cfg::k16_per_warp; ++i) {
+      const int kk = wk * Cfg::k16_per_warp + i;
+      const int unit = wn * Cfg::k16_per_tile + kk;
+      const U4 bw = *reinterpret_cast<const U4*>(sb + unit * 512 + lane * 16);
+      const U2 sw = *reinterpret_cast<const U2*>(ss + unit * 64 + g * 8);
+      u32 a[Cfg::m_blocks][4];
+#pragma unroll
+      for (int mb = 0; mb < Cfg::m_blocks; ++mb) {
+        const int mat = lane / 8;
+        const int r = mb * 16 + (mat & 1) * 8 + (lane & 7);
+        const int ch = kk * 2 + (mat >> 1);
+        ldmatrix_x4(a[mb], smem_u32(s + r * Cfg::tile_k * 2 + ((ch ^ (r & 7)) * 16)));
+      }
+      u32 scale[8];
+      decode_scales<bf16>(sw.x, sw.y, scale);
+      const u32 words[4] = {bw.x, bw.y, bw.z, bw.w};
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        u32 f[4];
+        decode_e2m1_word<bf16>(words[j], f);
+        const u32 b00 = mul2<bf16>(f[0], scale[2 * j]), b01 = mul2<bf16>(f[1], scale[2 * j]);
+        const u32 b10 = mul2<bf16>(f[2], scale[2 * j + 1]);
+        const u32 b11 = mul2<bf16>(f[3], scale[2 * j + 1]);
+#pragma unroll
+        for (int mb = 0; mb < Cfg::m_blocks; ++mb) {
+          mma_16816<bf16>(acc[mb][2 * j], a[mb], b00, b01);
+          mma_16816<bf16>(acc[mb][2 * j + 1], a[mb], b10, b11);
+        }
+      }
+    }
+  }
+
+  // Fragment element (mb, j, e) of this lane sits at row mb*16 + g (+8 for e >= 2) and
+  // column wn*64 + j*8 + 2t (+1 for odd e) of the block's tile.
+  __device__ int frag_row(int mb, int e) const { return mb * 16 + lane / 4 + (e >= 2 ? 8 : 0); }
+  __device__ int frag_col(int j) const { return wn * 64 + j * 8 + (lane % 4) * 2; }
+
+  // Sum the accumulators of the warps that split k, in a fixed order, into wk == 0.
+  __device__ void reduce_warps_k(Acc& acc) const {
+    if constexpr (Cfg::warps_k > 1) {
+      float* red = reinterpret_cast<float*>(smem + Cfg::stages * Cfg::stage_bytes);
+      for (int step = Cfg::warps_k - 1; step >= 0; --step) {
+        if (wk == step) {
+#pragma unroll
+          for (int mb = 0; mb < Cfg::m_blocks; ++mb)
+#pragma unroll
+            for (int j = 0; j < 8; ++j)
+#pragma unroll
+              for (int h = 0; h < 2; ++h) {
+                F2* cell = reinterpret_cast<F2*>(red + frag_row(mb, 2 * h) * Cfg::tile_n +
+                                                 frag_col(j));
+                float x = acc[mb][j][2 * h], y = acc[mb][j][2 * h + 1];
+                if (step != Cfg::warps_k - 1) {
+                  const F2 prev = *cell;
+                  x = prev.x + x;
+                  y = prev.y + y;
+                }
+                if (step == 0) {
+                  acc[mb][j][2 * h] = x;
+                  acc[mb][j][2 * h + 1] = y;
+                } else {
+                  *cell = F2{x, y};
+                }
+              }
+        }
+        __syncthreads();
+      }
+    }
+  }
+
+  // ---- epilogue ------------------------------------------------------------------------
+  __device__ void store_tile(int tile, const Acc& acc) const {
+    const int n_tile = tile / p.m_tiles, m_tile = tile % p.m_tiles;
+    typedef unsigned short h16;
+    h16* c = static_cast<h16*>(p.c);
+    const h16* bias = static_cast<const h16*>(p.bias);
+#pragma unroll
+    for (int mb = 0; mb < Cfg::m_blocks; ++mb)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int row = m_tile * Cfg::rows + frag_row(mb, 2 * h);
+        if (row >= p.m) continue;
+        h16* out = c + static_cast<long long>(row) * p.ldc;
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+          const int col = n_tile * Cfg::tile_n + frag_col(j);
+          if (col >= p.n) continue;
+          float x = acc[mb][j][2 * h] * p.global_scale;
+          float y = acc[mb][j][2 * h + 1] * p.global_scale;
+          const bool pair = col + 1 < p.n;
+          if (bias) {
+            x += to_float<bf16>(bias[col]);
+            if (pair) y += to_float<bf16>(bias[col + 1]);
+          }
+          const u32 packed = pack2<bf16>(x, y);
+          if (pair && p.vector_store) {
+            *reinterpret_cast<u32*>(out + col) = packed;
+          } else {
+            out[col] = static_cast<h16>(packed & 0xFFFF);
+            if (pair) out[col + 1] = static_cast<h16>(packed >> 16);
+          }
+        }
+      }
+  }
+
+  // Called by all threads when a block finishes its share [kt_first, kt_last] of `tile`.
+  __device__ void finish_segment(const Stripe& stripe, int tile, int kt_first, int kt_last,
+                                 Acc& acc) const {
+    reduce_warps_k(acc);
+    if (kt_first == 0 && kt_last == p.k_tiles - 1) {
+      if (wk == 0) store_tile(tile, acc);
+      return;
+    }
+    // Partial: publish to this block's slot (0 = its first tile, 1 = its last tile).
+    const int me = blockIdx.x;
+    const long long tile_units = p.k_tiles;
+    auto slot_of = [&](int b) {
+      return static_cast<int>(stripe.begin(b) / tile_units) == tile ? 0 : 1;
+    };
+    constexpr int slot_floats = Cfg::rows * Cfg::tile_n;
+    if (wk == 0) {
+      float* ws = p.workspace + (2LL * me + slot_of(me)) * slot_floats;
+#pragma unroll
+      for (int mb = 0; mb < Cfg::m_blocks; ++mb)
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+#pragma unroll
+          for (int h = 0; h < 2; ++h)
+            *reinterpret_cast<F2*>(ws + frag_row(mb, 2 * h) * Cfg::tile_n + frag_col(j)) =
+                F2{acc[mb][j][2 * h], acc[mb][j][2 * h + 1]};
+    }
+    __threadfence();
+    __syncthreads();
+    __shared__ int last;
+    const int first_block = stripe.block_of(static_cast<long long>(tile) * tile_units);
+    const int last_block = stripe.block_of((tile + 1LL) * tile_units - 1);
+    if (threadIdx.x == 0) {
+      const int arrived = atomicAdd(p.locks + tile, 1);
+      last = arrived == last_block - first_block;
+      if (last) p.locks[tile] = 0;  // ready for the next launch
+    }
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    if (wk != 0) return;
+    // Sum all partials of the tile in block order, whichever block arrived last.
+#pragma unroll
+    for (int mb = 0; mb < Cfg::m_blocks; ++mb)
+#pragma unroll
+      for (int j = 0; j < 8; ++j)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          float x = 0.f, y = 0.f;
+          for (int b = first_block; b <= last_block; ++b) {
+            float px, py;
+            if (b == me) {
+              px = acc[mb][j][2 * h];
+              py = acc[mb][j][2 * h + 1];
+            } else {
+              const float* ws = p.workspace + (2LL * b + slot_of(b)) * slot_floats;
+              load_cg2(ws + frag_row(mb, 2 * h) * Cfg::tile_n + frag_col(j), px, py);
+            }
+            x = b == first_block ? px : x + px;
+            y = b == first_block ? py : y + py;
+          }
+          acc[mb][j][2 * h] = x;
+          acc[mb][j][2 * h + 1] = y;
+        }
+    store_tile(tile, acc);
+  }
+
+  __device__ void run() const {
+    const Stripe stripe{static_cast<long long>(p.m_tiles) * p.n_tiles * p.k_tiles,
+                        static_cast<int>(gridDim.x)};
+    const long long u_begin = stripe.begin(blockIdx.x), u_end = stripe.begin(blockIdx.x + 1);
+    const u64 policy = evict_first_policy();
+#pragma unroll
+    for (int s = 0; s < Cfg::stages - 1; ++s) {
+      if (u_begin + s < u_end) load_stage(u_begin + s, s, policy);
+      cp_async_commit();
+    }
+    Acc acc;
+    zero(acc);
+    int seg_first_kt = static_cast<int>(u_begin % p.k_tiles);
+    for (long long u = u_begin; u < u_end; ++u) {
+      cp_async_wait<Cfg::stages - 2>();
+      __syncthreads();
+      const long long next = u + Cfg::stages - 1;
+      if (next < u_end) load_stage(next, static_cast<int>((next - u_begin) % Cfg::stages), policy);
+      cp_async_commit();
+      compute_stage(static_cast<int>((u - u_begin) % Cfg::stages), acc);
+      const int kt = static_cast<int>(u % p.k_tiles);
+      if (kt == p.k_tiles - 1 || u + 1 == u_end) {
+        finish_segment(stripe, static_cast<int>(u / p.k_tiles), seg_first_kt, kt, acc);
+        zero(acc);
+        seg_first_kt = 0;
+      }
+    }
+    cp_async_wait<0>();
+  }
+
+  __device__ static void zero(Acc& acc) {
+#pragma unroll
+    for (int mb = 0; mb < Cfg::m_blocks; ++mb)
+#pragma unroll
+      for (int j = 0; j < 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc[mb][j][e] = 0.f;
+  }
+};
+
+template <class Cfg>
+__device__ __forceinline__ void gemm_kernel(const GemmParams& params) {
+  extern __shared__ __align__(128) char smem[];
+  u32 dynamic_bytes;
+  asm("mov.u32 %0, %%dynamic_smem_size;\n" : "=r"(dynamic_bytes));
+  if (dynamic_bytes < static_cast<u32>(Cfg::smem_bytes)) asm volatile("trap;");  // host/kernel disagree
+  GemmKernel<Cfg>(params, smem).run();
+}
+
+}  // namespace marlinrt::kern

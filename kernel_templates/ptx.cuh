@@ -1,0 +1,129 @@
+// Thin wrappers over the PTX instructions the kernels use. Templates include no
+// toolkit or standard headers, so NVRTC needs no include path and parses little.
+#pragma once
+
+namespace marlinrt::kern {
+
+typedef unsigned int u32;
+typedef unsigned long long u64;
+
+// Global -> shared 16-byte async copy; `src_bytes` < 16 zero-fills the rest
+// (0 gives a zero chunk without reading global memory).
+__device__ __forceinline__ void cp_async16(u32 smem_addr, const void* gmem, int src_bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr), "l"(gmem),
+               "r"(src_bytes));
+}
+
+// Same, with an L2 evict-first hint: weights are streamed once.
+__device__ __forceinline__ void cp_async16_stream(u32 smem_addr, const void* gmem, u64 policy) {
+  asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2;\n" ::"r"(smem_addr),
+               "l"(gmem), "l"(policy));
+}
+
+__device__ __forceinline__ u64 evict_first_policy() {
+  u64 policy;
+  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
+  return policy;
+}
+
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ u32 smem_u32(const void* p) {
+  u32 r;
+  asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }\n" : "=r"(r) : "l"(p));
+  return r;
+}
+
+__device__ __forceinline__ float bits_to_float(u32 b) {
+  float f;
+  asm("mov.b32 %0, %1;\n" : "=f"(f) : "r"(b));
+  return f;
+}
+
+
+
+// Four 8x8 b16 matrices from shared memory: the A operand of m16n8k16.
+__device__ __forceinline__ void ldmatrix_x4(u32 (&r)[4], u32 smem_addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr));
+}
+
+// D = A * B + D, f32 accumulators. kBf16 selects the input type.
+template <bool kBf16>
+__device__ __forceinline__ void mma_16816(float (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) {
+  if constexpr (kBf16) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+}
+
+// Packed 16-bit multiply a*b (as fma with -0 so that +0 products stay +0).
+template <bool kBf16>
+__device__ __forceinline__ u32 mul2(u32 a, u32 b) {
+  u32 d;
+  if constexpr (kBf16) {
+    asm("fma.rn.bf16x2 %0, %1, %2, %3;\n" : "=r"(d) : "r"(a), "r"(b), "r"(0x80008000u));
+  } else {
+    asm("fma.rn.f16x2 %0, %1, %2, %3;\n" : "=r"(d) : "r"(a), "r"(b), "r"(0x80008000u));
+  }
+  return d;
+}
+
+// Two floats -> packed 16-bit, round to nearest even; `lo` lands in the low half.
+template <bool kBf16>
+__device__ __forceinline__ u32 pack2(float lo, float hi) {
+  u32 d;
+  if constexpr (kBf16) {
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(d) : "f"(hi), "f"(lo));
+  } else {
+    asm("cvt.rn.f16x2.f32 %0, %1, %2;\n" : "=r"(d) : "f"(hi), "f"(lo));
+  }
+  return d;
+}
+
+// 16-bit value (low half of a register) -> float.
+template <bool kBf16>
+__device__ __forceinline__ float to_float(unsigned short h) {
+  if constexpr (kBf16) {
+    return bits_to_float(static_cast<u32>(h) << 16);
+  } else {
+    float f;
+    asm("cvt.f32.f16 %0, %1;\n" : "=f"(f) : "h"(h));
+    return f;
+  }
+}
+
+__device__ __forceinline__ u32 prmt(u32 a, u32 b, u32 selector) {
+  u32 d;
+  asm("prmt.b32 %0, %1, %2, %3;\n" : "=r"(d) : "r"(a), "r"(b), "r"(selector));
+  return d;
+}
+
+// (a & b) | c in one instruction.
+__device__ __forceinline__ u32 and_or(u32 a, u32 b, u32 c) {
+  u32 d;
+  asm("lop3.b32 %0, %1, %2, %3, 0xEA;\n" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+}
+
+// A float pair load that bypasses L1: partial sums written by other blocks of this launch.
+__device__ __forceinline__ void load_cg2(const float* p, float& x, float& y) {
+  asm volatile("ld.global.cg.v2.f32 {%0,%1}, [%2];\n" : "=f"(x), "=f"(y) : "l"(p));
+}
+
+}  // namespace marlinrt::kern

@@ -1,0 +1,108 @@
+#include "runtime/dense_dispatch.hpp"
+
+#include <algorithm>
+#include <array>
+
+#include "runtime/fail.hpp"
+#include "runtime/nvfp4_layout.hpp"
+
+namespace marlinrt::detail {
+namespace {
+
+struct TileChoice {
+  std::uint16_t tile_k, tile_n, threads;
+};
+
+// Small batches stream weights: deep k tiles, 128 columns. Larger batches reuse each
+// weight tile over more rows: wide n tiles. Narrower fallbacks keep any padded shape
+// (multiples of 64) servable.
+constexpr std::array<TileChoice, 6> kSmallM = {
+    {{128, 128, 256}, {256, 64, 256}, {64, 256, 256}, {128, 64, 256}, {64, 128, 256}, {64, 64, 128}}};
+constexpr std::array<TileChoice, 6> kLargeM = {
+    {{64, 256, 256}, {128, 128, 256}, {256, 64, 256}, {128, 64, 256}, {64, 128, 256}, {64, 64, 128}}};
+
+constexpr int kMaxStages = 4;
+
+}  // namespace
+
+int gemm_smem_bytes(const GemmTile& t) {
+  const int rows = 16 * t.m_blocks;
+  const int warps = t.threads / 32, warps_n = t.tile_n / 64, warps_k = warps / warps_n;
+  const int stage = rows * t.tile_k * 2 + t.tile_k * t.tile_n / 2 + t.tile_k * t.tile_n / 16;
+  const int reduce = warps_k > 1 ? rows * t.tile_n * 4 : 0;
+  return t.stages * stage + reduce;
+}
+
+DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padded, DType act,
+                     int arch, int sm_count, int smem_limit) {
+  const int m_blocks = static_cast<int>(std::clamp<std::int64_t>((m + 15) / 16, 1, 4));
+  const auto& choices = m_blocks <= 2 ? kSmallM : kLargeM;
+  for (const auto& c : choices) {
+    if (n_padded % c.tile_n || k_padded % c.tile_k) continue;
+    for (int stages = kMaxStages; stages >= 2; --stages) {
+      GemmTile tile{c.tile_k, c.tile_n, static_cast<std::uint8_t>(m_blocks),
+                    static_cast<std::uint8_t>(stages), c.threads};
+      const int smem = gemm_smem_bytes(tile);
+      if (smem > smem_limit) continue;
+      DensePlan plan;
+      plan.key.kind = KernelKind::gemm;
+      plan.key.activation_dtype = act;
+      plan.key.tile = tile;
+      plan.key.arch = arch;
+      plan.m_tiles = static_cast<int>((m + 16 * m_blocks - 1) / (16 * m_blocks));
+      plan.n_tiles = static_cast<int>(n_padded / c.tile_n);
+      plan.k_tiles = static_cast<int>(k_padded / c.tile_k);
+      const std::int64_t units = std::int64_t{plan.m_tiles} * plan.n_tiles * plan.k_tiles;
+      plan.blocks = static_cast<int>(std::min<std::int64_t>(sm_count, units));
+      plan.smem_bytes = smem;
+      plan.workspace_floats = 2LL * plan.blocks * 16 * m_blocks * c.tile_n;
+      plan.lock_count = std::int64_t{plan.m_tiles} * plan.n_tiles;
+      return plan;
+    }
+  }
+  fail(Status::unsupported,
+       "no GEMM tile configuration fits a padded {}x{} weight in {} bytes of shared memory",
+       n_padded, k_padded, smem_limit);
+}
+
+int default_sm_count(int arch) {
+  switch (arch) {
+    case 80: return 108;  // A100
+    case 86: return 84;   // A40 / RTX A6000
+    case 87: return 16;   // Orin
+    case 89: return 142;  // L40S
+    case 90: return 132;  // H100 SXM
+    default: return 132;
+  }
+}
+
+static int default_smem_limit(int arch) {
+  switch (arch) {
+    case 80: return 163 * 1024;
+    case 90: return 227 * 1024;
+    default: return 99 * 1024;
+  }
+}
+
+std::vector<KernelKey> dense_keys_for_shape(std::int64_t n, std::int64_t k, DType act, int arch,
+                                            int sm_count, std::int64_t max_m) {
+  std::vector<KernelKey> keys;
+  // The plan depends on m only through m_blocks (1..4); one m per bucket covers all.
+  for (std::int64_t m : {1, 17, 33, 49}) {
+    if (m > std::max<std::int64_t>(max_m, 1)) break;
+    const auto plan = plan_dense(m, padded(n), padded(k), act, arch, sm_count,
+                                 default_smem_limit(arch));
+    if (std::find(keys.begin(), keys.end(), plan.key) == keys.end()) keys.push_back(plan.key);
+  }
+  return keys;
+}
+
+std::vector<KernelKey> prepare_keys(int arch) {
+  KernelKey w, s;
+  w.kind = KernelKind::repack_weights;
+  s.kind = KernelKind::repack_scales;
+  w.arch = s.arch = arch;
+  return {w, s};
+}
+
+}  // namespace marlinrt::detail

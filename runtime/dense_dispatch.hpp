@@ -1,0 +1,45 @@
+// Dense dispatch: which kernel (tile config, m-blocks) and grid a dense call uses.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "marlinrt/kernel_key.hpp"
+
+namespace marlinrt::detail {
+
+// Every kernel key linear() may launch for a layer of logical shape (n, k) in activation
+// dtype `act`, on `arch` with `sm_count` SMs, for any M in [1, max_m]. Used by prebuild so
+// that exactly the kernels a model needs are compiled.
+std::vector<KernelKey> dense_keys_for_shape(std::int64_t n, std::int64_t k, DType act, int arch,
+                                            int sm_count, std::int64_t max_m);
+
+// The helper kernels prepare_nvfp4_linear launches (repack of weights and scales).
+std::vector<KernelKey> prepare_keys(int arch);
+
+// SM count assumed for an arch when prebuilding without a GPU (e.g. 132 for sm_90 H100 SXM).
+int default_sm_count(int arch);
+
+}  // namespace marlinrt::detail
+
+namespace marlinrt::detail {
+
+// Shared memory a GEMM tile config needs: the host mirror of GemmConfig::smem_bytes
+// in kernel_templates/gemm.cuh (the kernel traps if the launch gives it less).
+int gemm_smem_bytes(const GemmTile& tile);
+
+// One dense launch: the kernel and its striped grid.
+struct DensePlan {
+  KernelKey key;
+  int blocks = 0;  // stripes, one block each
+  int m_tiles = 0, n_tiles = 0, k_tiles = 0;
+  int smem_bytes = 0;
+  std::int64_t workspace_floats = 0;  // fp32 partial-sum slots
+  std::int64_t lock_count = 0;        // one arrival counter per output tile
+};
+
+// The plan for y[m, n] = x[m, k] W^T with the padded extents of the prepared weight.
+DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padded, DType act,
+                     int arch, int sm_count, int smem_limit);
+
+}  // namespace marlinrt::detail

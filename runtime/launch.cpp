@@ -1,0 +1,100 @@
+#include "runtime/launch.hpp"
+
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "runtime/cuda_check.hpp"
+#include "runtime/driver.hpp"
+#include "runtime/fail.hpp"
+
+namespace marlinrt::detail {
+namespace {
+
+[[noreturn]] void launch_failed(const LoadedKernel& kernel, CUresult result, LaunchDims grid,
+                                LaunchDims block, unsigned shared_bytes) {
+  throw_cuda_error(result, fmt::format("launching kernel {} on device {} (grid {}x{}x{}, block "
+                                       "{}x{}x{}, {} B dynamic shared memory)",
+                                       kernel.key.to_string(), kernel.device_ordinal, grid.x,
+                                       grid.y, grid.z, block.x, block.y, block.z, shared_bytes));
+}
+
+}  // namespace
+
+void launch(const LoadedKernel& kernel, Stream stream, LaunchDims grid, LaunchDims block,
+            unsigned shared_bytes, const void* params) {
+  if (shared_bytes > static_cast<unsigned>(kernel.max_dynamic_shared_bytes)) [[unlikely]] {
+    fail(Status::invalid_argument,
+         "kernel {} asks for {} B of dynamic shared memory; device {} allows at most {} B",
+         kernel.key.to_string(), shared_bytes, kernel.device_ordinal,
+         kernel.max_dynamic_shared_bytes);
+  }
+  // Every marlinrt kernel takes exactly one params struct by value.
+  void* arguments[] = {const_cast<void*>(params)};
+  const CUresult result =
+      driver().launch_kernel(kernel.function, grid.x, grid.y, grid.z, block.x, block.y, block.z,
+                             shared_bytes, reinterpret_cast<CUstream>(stream), arguments, nullptr);
+  if (result != CUDA_SUCCESS) [[unlikely]] {
+    launch_failed(kernel, result, grid, block, shared_bytes);
+  }
+}
+
+Event::Event(unsigned flags) {
+  check(driver().event_create(&event_, flags), "creating a CUDA event");
+}
+
+Event::Event(Event&& other) noexcept : event_(std::exchange(other.event_, nullptr)) {}
+
+Event& Event::operator=(Event&& other) noexcept {
+  if (this != &other) {
+    if (event_ != nullptr) Driver::get().event_destroy(event_);
+    event_ = std::exchange(other.event_, nullptr);
+  }
+  return *this;
+}
+
+Event::~Event() {
+  if (event_ != nullptr) Driver::get().event_destroy(event_);
+}
+
+void Event::record(Stream stream) {
+  check(driver().event_record(event_, reinterpret_cast<CUstream>(stream)),
+        "recording a CUDA event");
+}
+
+void Event::synchronize() { check(driver().event_synchronize(event_), "waiting for a CUDA event"); }
+
+float Event::elapsed_ms(const Event& start, const Event& end) {
+  float ms = 0.0f;
+  check(driver().event_elapsed_time(&ms, start.event_, end.event_),
+        "measuring the time between two CUDA events");
+  return ms;
+}
+
+OwnedStream::OwnedStream(unsigned flags) {
+  CUstream s = nullptr;
+  check(driver().stream_create(&s, flags), "creating a CUDA stream");
+  stream_ = reinterpret_cast<Stream>(s);
+}
+
+OwnedStream::OwnedStream(OwnedStream&& other) noexcept
+    : stream_(std::exchange(other.stream_, nullptr)) {}
+
+OwnedStream& OwnedStream::operator=(OwnedStream&& other) noexcept {
+  if (this != &other) {
+    if (stream_ != nullptr) Driver::get().stream_destroy(reinterpret_cast<CUstream>(stream_));
+    stream_ = std::exchange(other.stream_, nullptr);
+  }
+  return *this;
+}
+
+OwnedStream::~OwnedStream() {
+  if (stream_ != nullptr) Driver::get().stream_destroy(reinterpret_cast<CUstream>(stream_));
+}
+
+void OwnedStream::synchronize() {
+  check(driver().stream_synchronize(reinterpret_cast<CUstream>(stream_)),
+        "waiting for a CUDA stream");
+}
+
+}  // namespace marlinrt::detail

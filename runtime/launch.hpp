@@ -1,0 +1,59 @@
+// Launching a loaded kernel on the caller's stream, and CUDA events for timing.
+#pragma once
+
+#include <cuda.h>
+
+#include "marlinrt/runtime.hpp"
+#include "runtime/module_registry.hpp"
+
+namespace marlinrt::detail {
+
+struct LaunchDims {
+  unsigned x = 1, y = 1, z = 1;
+};
+
+// Launches `kernel` with its one params struct (`params` points at it) on `stream`
+// (null: the legacy default stream). The current context must be the kernel's device's
+// primary context (get_kernel() leaves it so). Throws Error(invalid_argument) when
+// `shared_bytes` exceeds what the kernel may use, Error(cuda_error) when the launch fails.
+void launch(const LoadedKernel& kernel, Stream stream, LaunchDims grid, LaunchDims block,
+            unsigned shared_bytes, const void* params);
+
+// A CUDA event (RAII, move-only) in the current context.
+class Event {
+ public:
+  explicit Event(unsigned flags = CU_EVENT_DEFAULT);
+  Event(Event&& other) noexcept;
+  Event& operator=(Event&& other) noexcept;
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+  ~Event();
+
+  void record(Stream stream);
+  void synchronize();
+  CUevent get() const noexcept { return event_; }
+  // Milliseconds between two recorded events (the later one must have completed).
+  static float elapsed_ms(const Event& start, const Event& end);
+
+ private:
+  CUevent event_ = nullptr;
+};
+
+// A stream of its own (RAII, move-only) in the current context.
+class OwnedStream {
+ public:
+  explicit OwnedStream(unsigned flags = CU_STREAM_NON_BLOCKING);
+  OwnedStream(OwnedStream&& other) noexcept;
+  OwnedStream& operator=(OwnedStream&& other) noexcept;
+  OwnedStream(const OwnedStream&) = delete;
+  OwnedStream& operator=(const OwnedStream&) = delete;
+  ~OwnedStream();
+
+  Stream get() const noexcept { return stream_; }
+  void synchronize();
+
+ private:
+  Stream stream_ = nullptr;
+};
+
+}  // namespace marlinrt::detail

@@ -1,0 +1,108 @@
+#include "runtime/nvfp4_layout.hpp"
+
+#include <cmath>
+#include <limits>
+
+namespace marlinrt::detail {
+namespace {
+
+std::uint8_t code_at(std::span<const std::uint8_t> weight, std::int64_t stride, std::int64_t n,
+                     std::int64_t k, std::int64_t rows, std::int64_t cols) {
+  if (n >= rows || k >= cols) return 0;
+  return (weight[n * stride + k / 2] >> ((k & 1) * 4)) & 0xF;
+}
+
+// Value of a 16-bit pattern in fp16 or bf16, exactly.
+double half_bits_value(std::uint32_t bits, DType t) {
+  const bool neg = bits & 0x8000;
+  const int exp_bits = t == DType::f16 ? 5 : 8, man_bits = t == DType::f16 ? 10 : 7;
+  const int bias = (1 << (exp_bits - 1)) - 1;
+  const int e = (bits >> man_bits) & ((1 << exp_bits) - 1);
+  const int m = bits & ((1 << man_bits) - 1);
+  if (e == (1 << exp_bits) - 1) return m ? std::numeric_limits<double>::quiet_NaN() : INFINITY;
+  const double v = e == 0 ? std::ldexp(m, 1 - bias - man_bits)
+                          : std::ldexp(m + (1 << man_bits), e - bias - man_bits);
+  return neg ? -v : v;
+}
+
+}  // namespace
+
+std::vector<std::uint32_t> repack_weights_host(std::span<const std::uint8_t> weight,
+                                               std::int64_t row_stride, std::int64_t n,
+                                               std::int64_t k) {
+  const std::int64_t np = padded(n), kp = padded(k), k_units = kp / 16;
+  std::vector<std::uint32_t> out(static_cast<std::size_t>(np * kp / 8));
+  for (std::int64_t nb = 0; nb < np / 64; ++nb)
+    for (std::int64_t kb = 0; kb < k_units; ++kb)
+      for (int lane = 0; lane < 32; ++lane)
+        for (int j = 0; j < 4; ++j) {
+          const int g = lane / 4, t = lane % 4;
+          const std::int64_t n0 = nb * 64 + 16 * j + g, n1 = n0 + 8, k0 = kb * 16 + 2 * t;
+          auto c = [&](std::int64_t nn, std::int64_t kk) -> std::uint32_t {
+            return code_at(weight, row_stride, nn, kk, n, k);
+          };
+          // Nibble i of the word: see kernel_templates/repack.cuh.
+          const std::uint32_t nibbles[8] = {c(n1, k0 + 8), c(n1, k0),     c(n0, k0 + 8),
+                                            c(n0, k0),     c(n1, k0 + 9), c(n1, k0 + 1),
+                                            c(n0, k0 + 9), c(n0, k0 + 1)};
+          std::uint32_t w = 0;
+          for (int i = 0; i < 8; ++i) w |= nibbles[i] << (4 * i);
+          out[static_cast<std::size_t>(((nb * k_units + kb) * 32 + lane) * 4 + j)] = w;
+        }
+  return out;
+}
+
+std::vector<std::uint8_t> unpack_weights_host(std::span<const std::uint32_t> packed, std::int64_t n,
+                                              std::int64_t k) {
+  const std::int64_t k_units = padded(k) / 16;
+  std::vector<std::uint8_t> codes(static_cast<std::size_t>(n * k));
+  // For nibble i: (column offset within the word's pair of tiles, row offset from 2t).
+  constexpr int col_of[8] = {8, 8, 0, 0, 8, 8, 0, 0};
+  constexpr int row_of[8] = {8, 0, 8, 0, 9, 1, 9, 1};
+  for (std::int64_t idx = 0; idx < static_cast<std::int64_t>(packed.size()); ++idx) {
+    const int j = idx & 3, lane = (idx >> 2) & 31;
+    const std::int64_t unit = idx >> 7, kb = unit % k_units, nb = unit / k_units;
+    for (int i = 0; i < 8; ++i) {
+      const std::int64_t nn = nb * 64 + 16 * j + lane / 4 + col_of[i];
+      const std::int64_t kk = kb * 16 + 2 * (lane % 4) + row_of[i];
+      if (nn < n && kk < k) codes[nn * k + kk] = (packed[idx] >> (4 * i)) & 0xF;
+    }
+  }
+  return codes;
+}
+
+std::vector<std::uint8_t> repack_scales_host(std::span<const std::uint8_t> scales,
+                                             std::int64_t row_stride, std::int64_t n,
+                                             std::int64_t k) {
+  const std::int64_t np = padded(n), k_units = padded(k) / 16;
+  std::vector<std::uint8_t> out(static_cast<std::size_t>(np / 64 * k_units * 64));
+  for (std::int64_t idx = 0; idx < static_cast<std::int64_t>(out.size()); ++idx) {
+    const int tile = idx & 7, g = (idx >> 3) & 7;
+    const std::int64_t unit = idx >> 6, kb = unit % k_units, nb = unit / k_units;
+    const std::int64_t nn = nb * 64 + tile * 8 + g;
+    out[idx] = nn < n && kb < k / 16 ? scales[nn * row_stride + kb] : 0;
+  }
+  return out;
+}
+
+double kernel_scale_value(std::uint8_t b, DType activation) {
+  // Place the byte as the kernel does, read the 16-bit pattern exactly, then apply
+  // the kernel's power-of-two multiplies (exact in double, and exact in 16 bit as the
+  // GPU test of every byte proves).
+  const std::uint32_t x = static_cast<std::uint32_t>(b) << 8;
+  if (activation == DType::f16) {
+    const std::uint32_t h = (x & 0x8000) | ((x >> 1) & 0x3F80);
+    return half_bits_value(h, DType::f16) * std::ldexp(1.0, 15);
+  }
+  const std::uint32_t h = (x & 0x8000) | ((x >> 4) & 0x07F0);
+  return half_bits_value(h, DType::bf16) * std::ldexp(1.0, 120) * std::ldexp(1.0, 119);
+}
+
+double kernel_weight_value(std::uint8_t code, DType activation) {
+  const std::uint32_t t = static_cast<std::uint32_t>(code & 0xF) << 12;
+  const std::uint32_t h = activation == DType::f16 ? (t & 0x8000) | ((t >> 3) & 0x0E00)
+                                                   : (t & 0x8000) | ((t >> 6) & 0x01C0);
+  return half_bits_value(h, activation);
+}
+
+}  // namespace marlinrt::detail

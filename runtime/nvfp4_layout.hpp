@@ -1,0 +1,46 @@
+// The GEMM's weight and scale layout (kernel_templates/repack.cuh), on the host:
+// padded extents, and reference implementations of the repack transforms used by
+// tests to check the GPU kernels byte for byte.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "marlinrt/dtype.hpp"
+
+namespace marlinrt::detail {
+
+// N and K are padded to this multiple; tiles then divide the padded extents.
+inline constexpr std::int64_t kLayoutPad = 64;
+
+inline std::int64_t padded(std::int64_t x) { return (x + kLayoutPad - 1) / kLayoutPad * kLayoutPad; }
+
+inline std::int64_t repacked_weight_bytes(std::int64_t n, std::int64_t k) {
+  return padded(n) * padded(k) / 2;
+}
+inline std::int64_t repacked_scale_bytes(std::int64_t n, std::int64_t k) {
+  return padded(n) * padded(k) / 16;
+}
+
+// weight: [n, k/2] bytes (row stride in bytes), E2M1 pairs, element 2i in the low nibble.
+std::vector<std::uint32_t> repack_weights_host(std::span<const std::uint8_t> weight,
+                                               std::int64_t row_stride, std::int64_t n,
+                                               std::int64_t k);
+// Inverse of repack_weights_host: the [n, k] E2M1 codes (one per byte).
+std::vector<std::uint8_t> unpack_weights_host(std::span<const std::uint32_t> packed, std::int64_t n,
+                                              std::int64_t k);
+
+// scales: [n, k/16] E4M3 bytes (row stride in bytes).
+std::vector<std::uint8_t> repack_scales_host(std::span<const std::uint8_t> scales,
+                                             std::int64_t row_stride, std::int64_t n,
+                                             std::int64_t k);
+
+// What the kernel's in-register decode (fp4_decode.cuh) produces for an E4M3 byte,
+// emulated with the same bit placement and exact power-of-two products, as a double:
+// the scale times 2^7 for both dtypes. NaN bytes give NaN.
+double kernel_scale_value(std::uint8_t e4m3, DType activation);
+// Same for an E2M1 code: the value times 2^-14 (f16) or 2^-126 (bf16).
+double kernel_weight_value(std::uint8_t e2m1, DType activation);
+
+}  // namespace marlinrt::detail
