@@ -74,12 +74,23 @@ std::uint64_t parse_byte_size(std::string_view text, std::string_view what) {
   unsigned shift = 0;
   if (!suffix.empty()) {
     switch (suffix[0]) {
-      case 'k': shift = 10; break;
-      case 'm': shift = 20; break;
-      case 'g': shift = 30; break;
-      case 't': shift = 40; break;
-      case 'b': shift = 0; break;
-      default: return junk();
+      case 'k':
+        shift = 10;
+        break;
+      case 'm':
+        shift = 20;
+        break;
+      case 'g':
+        shift = 30;
+        break;
+      case 't':
+        shift = 40;
+        break;
+      case 'b':
+        shift = 0;
+        break;
+      default:
+        return junk();
     }
     std::string_view rest = std::string_view(suffix).substr(suffix[0] == 'b' ? 0 : 1);
     if (!(rest.empty() || rest == "b" || (shift != 0 && rest == "ib"))) return junk();
@@ -97,8 +108,10 @@ bool parse_switch(std::string_view text, std::string_view what) {
   if (value.empty() || value == "0" || value == "false" || value == "off" || value == "no") {
     return false;
   }
-  fail(Status::invalid_argument, "{}='{}' is not a switch: expected 1, true, on, yes or 0, false, "
-       "off, no", what, text);
+  fail(Status::invalid_argument,
+       "{}='{}' is not a switch: expected 1, true, on, yes or 0, false, "
+       "off, no",
+       what, text);
 }
 
 CacheConfig CacheConfig::from_env() {

@@ -26,9 +26,8 @@ std::uint64_t get_le(std::string_view bytes, std::size_t offset, int width) {
 }  // namespace
 
 std::string encode_entry(const CacheKey& key, std::string_view payload) {
-  const std::string_view label =
-      std::string_view(key.label).substr(0, std::min<std::size_t>(key.label.size(),
-                                                                  kEntryMaxLabelBytes));
+  const std::string_view label = std::string_view(key.label).substr(
+      0, std::min<std::size_t>(key.label.size(), kEntryMaxLabelBytes));
   std::string out;
   out.reserve(kEntryFixedHeaderBytes + label.size() + key.text.size() + 8 + payload.size());
   out.append(kEntryMagic);
@@ -98,8 +97,8 @@ std::string parse_entry_header(std::string_view bytes, EntryHeader& header) {
 }
 
 std::string check_entry_payload(std::string_view file, const EntryHeader& header) {
-  if (header.payload_bytes > file.size() || file.size() - header.payload_bytes !=
-                                                 header.header_bytes) {
+  if (header.payload_bytes > file.size() ||
+      file.size() - header.payload_bytes != header.header_bytes) {
     return fmt::format("wrong size: {} bytes, the header announces {}", file.size(),
                        header.file_bytes());
   }

@@ -27,8 +27,7 @@ void check_one_line(std::string_view what, std::string_view text) {
   for (char c : text) {
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
       fail(Status::invalid_argument,
-           "cache key {} '{}' contains a control character: expected one line of text", what,
-           text);
+           "cache key {} '{}' contains a control character: expected one line of text", what, text);
     }
   }
 }
@@ -94,8 +93,8 @@ CacheKeyBuilder& CacheKeyBuilder::add(std::string_view name, std::string_view by
   if (bytes.size() <= kMaxVerbatimBytes && printable(bytes)) {
     text.append(bytes);
   } else {
-    text.append(fmt::format("{} bytes, xxh64 {:016x}", bytes.size(),
-                            XXH64(bytes.data(), bytes.size(), 0)));
+    text.append(
+        fmt::format("{} bytes, xxh64 {:016x}", bytes.size(), XXH64(bytes.data(), bytes.size(), 0)));
   }
   text.push_back('\n');
   return *this;

@@ -87,8 +87,7 @@ int write_all(int fd, std::string_view bytes) {
 std::size_t read_at(int fd, char* data, std::size_t size, std::size_t offset) {
   std::size_t done = 0;
   while (done < size) {
-    const ssize_t n =
-        ::pread(fd, data + done, size - done, static_cast<off_t>(offset + done));
+    const ssize_t n = ::pread(fd, data + done, size - done, static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     done += static_cast<std::size_t>(n);
@@ -153,8 +152,7 @@ void for_each_shard_file(const fs::path& root,
 }
 
 bool is_entry_name(const std::string& name) {
-  return name.size() > kEntrySuffix.size() && name.ends_with(kEntrySuffix) &&
-         name.front() != '.';
+  return name.size() > kEntrySuffix.size() && name.ends_with(kEntrySuffix) && name.front() != '.';
 }
 
 // The first line where two key texts differ, to say why a lookup missed.
@@ -174,7 +172,7 @@ std::string refusal_warning(const fs::path& dir, const fs::path& path, const std
       "refusing the kernel cache in {}: {} {}, so another user could plant kernels there. "
       "Make it private (chmod go-w {}) or choose another MARLINRT_CACHE_DIR, or set "
       "MARLINRT_CACHE_ALLOW_SHARED=1 if it is shared on purpose; kernels are kept in memory only",
-      dir, path, why, path);
+      dir.native(), path.native(), why, path.native());
 }
 
 std::string write_failure_warning(const fs::path& dir, std::string_view action,
@@ -182,22 +180,24 @@ std::string write_failure_warning(const fs::path& dir, std::string_view action,
   return fmt::format(
       "the kernel cache in {} cannot be written ({} {}: {}); kernels compiled from now on are "
       "kept in memory only",
-      dir, action, where, error_text(err));
+      dir.native(), action, where.native(), error_text(err));
 }
 
 // Writes the evidence files into `dir` (created 0700). Empty string on success.
-std::string write_evidence(const fs::path& dir,
-                           const std::vector<std::pair<std::string_view, std::string_view>>& files) {
-  if (int err = make_directories(dir)) return fmt::format("creating {}: {}", dir, error_text(err));
+std::string write_evidence(
+    const fs::path& dir, const std::vector<std::pair<std::string_view, std::string_view>>& files) {
+  if (int err = make_directories(dir))
+    return fmt::format("creating {}: {}", dir.native(), error_text(err));
   for (const auto& [name, content] : files) {
     const fs::path path = dir / name;
     FileDescriptor fd(
         ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
-    if (fd.fd < 0) return fmt::format("creating {}: {}", path, error_text(errno));
+    if (fd.fd < 0) return fmt::format("creating {}: {}", path.native(), error_text(errno));
     if (int err = write_all(fd.fd, content)) {
-      return fmt::format("writing {}: {}", path, error_text(err));
+      return fmt::format("writing {}: {}", path.native(), error_text(err));
     }
-    if (::close(fd.release()) != 0) return fmt::format("closing {}: {}", path, error_text(errno));
+    if (::close(fd.release()) != 0)
+      return fmt::format("closing {}: {}", path.native(), error_text(errno));
   }
   return {};
 }
@@ -209,12 +209,13 @@ std::string private_temp_root(fs::path& root) {
   const fs::path base = (tmp != nullptr && tmp[0] == '/') ? fs::path(tmp) : fs::path("/tmp");
   root = base / fmt::format("marlinrt-failed-{}", ::geteuid());
   if (::mkdir(root.c_str(), 0700) != 0 && errno != EEXIST) {
-    return fmt::format("creating {}: {}", root, error_text(errno));
+    return fmt::format("creating {}: {}", root.native(), error_text(errno));
   }
   struct stat st {};
-  if (::lstat(root.c_str(), &st) != 0) return fmt::format("{}: {}", root, error_text(errno));
+  if (::lstat(root.c_str(), &st) != 0)
+    return fmt::format("{}: {}", root.native(), error_text(errno));
   if (!S_ISDIR(st.st_mode) || st.st_uid != ::geteuid() || (st.st_mode & 077) != 0) {
-    return fmt::format("{} is not a private directory of this user", root);
+    return fmt::format("{} is not a private directory of this user", root.native());
   }
   return {};
 }
@@ -232,8 +233,8 @@ std::vector<EntryFile> entry_files(const fs::path& root) {
   for_each_shard_file(root, [&](const fs::path& path, const std::string& name) {
     struct stat st {};
     if (!is_entry_name(name) || ::lstat(path.c_str(), &st) != 0 || S_ISDIR(st.st_mode)) return;
-    files.push_back({path, static_cast<std::uint64_t>(st.st_size), st.st_mtim, st.st_dev,
-                     st.st_ino});
+    files.push_back(
+        {path, static_cast<std::uint64_t>(st.st_size), st.st_mtim, st.st_dev, st.st_ino});
   });
   return files;
 }
@@ -256,14 +257,14 @@ DiskCache::DiskCache(CacheConfig config) : config_(std::move(config)) {
     if (int err = make_directories(dir)) {
       degrade(Mode::off, fmt::format("the kernel cache directory {} cannot be used (creating {}: "
                                      "{}); kernels are kept in memory only",
-                                     config_.dir, dir, error_text(err)));
+                                     config_.dir.native(), dir.native(), error_text(err)));
       return;
     }
     struct stat st {};
     if (::stat(dir.c_str(), &st) != 0) {
       degrade(Mode::off, fmt::format("the kernel cache directory {} cannot be used ({}: {}); "
                                      "kernels are kept in memory only",
-                                     config_.dir, dir, error_text(errno)));
+                                     config_.dir.native(), dir.native(), error_text(errno)));
       return;
     }
     if (auto why = unsafe_reason(dir, st.st_uid, st.st_mode); !why.empty()) {
@@ -333,17 +334,19 @@ std::optional<std::string> DiskCache::load(const CacheKey& key) {
     const int err = errno;
     if (err == ELOOP && ::unlink(path.c_str()) == 0) {
       log(LogLevel::debug,
-          "kernel cache: {} is a symbolic link, not an entry; treated as a miss and removed", path);
+          "kernel cache: {} is a symbolic link, not an entry; treated as a miss and removed",
+          path.native());
     } else if (err == ENOENT) {
-      log(LogLevel::debug, "kernel cache: miss for {} (no entry {})", key.label, path);
+      log(LogLevel::debug, "kernel cache: miss for {} (no entry {})", key.label, path.native());
     } else {
-      log(LogLevel::debug, "kernel cache: cannot read {} ({}); treated as a miss", path,
+      log(LogLevel::debug, "kernel cache: cannot read {} ({}); treated as a miss", path.native(),
           error_text(err));
     }
     return std::nullopt;
   }
   if (::fstat(fd.fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    log(LogLevel::debug, "kernel cache: {} is not a regular file; treated as a miss", path);
+    log(LogLevel::debug, "kernel cache: {} is not a regular file; treated as a miss",
+        path.native());
     return std::nullopt;
   }
   if (auto why = unsafe_reason(path, st.st_uid, st.st_mode); !why.empty()) {
@@ -372,12 +375,12 @@ std::optional<std::string> DiskCache::load(const CacheKey& key) {
   if (!problem.empty()) {
     const bool removed = remove_if_unchanged(path, st.st_dev, st.st_ino) == Removal::removed;
     log(LogLevel::debug, "kernel cache: {} is not a valid entry for {} ({}); treated as a miss{}",
-        path, key.label, problem, removed ? " and removed" : "");
+        path.native(), key.label, problem, removed ? " and removed" : "");
     return std::nullopt;
   }
   stamp_last_use(fd.fd);
-  log(LogLevel::debug, "kernel cache: hit for {} ({} bytes) in {}", key.label,
-      header.payload_bytes, path);
+  log(LogLevel::debug, "kernel cache: hit for {} ({} bytes) in {}", key.label, header.payload_bytes,
+      path.native());
   bytes.erase(0, header.header_bytes);
   return bytes;
 }
@@ -435,7 +438,8 @@ void DiskCache::store(const CacheKey& key, std::string_view payload) {
     degrade(Mode::read_only, write_failure_warning(config_.dir, step.action, step.where, step.err));
     return;
   }
-  log(LogLevel::debug, "kernel cache: stored {} ({} bytes) in {}", key.label, payload.size(), path);
+  log(LogLevel::debug, "kernel cache: stored {} ({} bytes) in {}", key.label, payload.size(),
+      path.native());
   enforce_byte_cap(path);
 }
 
@@ -456,21 +460,22 @@ CompileLock DiskCache::lock(const CacheKey& key) {
       log(LogLevel::debug,
           "kernel cache: cannot create the lock file {} ({}); {} is compiled without the "
           "cross-process lock",
-          path, error_text(err), key.label);
+          path.native(), error_text(err), key.label);
       return {};
     }
     int rc = 0;
     while ((rc = ::flock(fd, LOCK_EX)) != 0 && errno == EINTR) {
     }
     if (rc != 0) {
-      log(LogLevel::debug, "kernel cache: cannot lock {} ({}); {} is compiled without it", path,
-          error_text(errno), key.label);
+      log(LogLevel::debug, "kernel cache: cannot lock {} ({}); {} is compiled without it",
+          path.native(), error_text(errno), key.label);
       ::close(fd);
       return {};
     }
     // gc may have unlinked the file while we waited; then the lock we hold
     // excludes nobody, so lock the file that is there now.
-    struct stat held {}, current {};
+    struct stat held {
+    }, current{};
     if (::fstat(fd, &held) == 0 && ::stat(path.c_str(), &current) == 0 &&
         held.st_dev == current.st_dev && held.st_ino == current.st_ino) {
       return CompileLock(fd);
@@ -484,16 +489,18 @@ void DiskCache::record_failure(const CacheKey& key, std::string_view source,
                                std::string_view options, std::string_view log_text) {
   try {
     const std::string id = is_cache_key_id(key.id) ? key.id : std::string("invalid-key-id");
-    const std::string key_text = fmt::format(
-        "id: {}\nlabel: {}\n{}library: marlinrt {}\n", id, key.label, key.text,
+    const std::string key_text =
+        fmt::format("id: {}\nlabel: {}\n{}library: marlinrt {}\n", id, key.label, key.text,
 #ifdef MARLINRT_VERSION
-        MARLINRT_VERSION
+                    MARLINRT_VERSION
 #else
-        "unknown"
+                     "unknown"
 #endif
-    );
+        );
     const std::vector<std::pair<std::string_view, std::string_view>> files = {
-        {"source.cu", source}, {"options.txt", options}, {"log.txt", log_text},
+        {"source.cu", source},
+        {"options.txt", options},
+        {"log.txt", log_text},
         {"key.txt", key_text}};
     if (usable()) {
       const fs::path dir = config_.dir / "failed" / id;
@@ -501,12 +508,12 @@ void DiskCache::record_failure(const CacheKey& key, std::string_view source,
       if (error.empty()) {
         log(LogLevel::warn,
             "kernel {} failed to compile; its source, options, compiler log and key are in {}",
-            key.label, dir);
+            key.label, dir.native());
         return;
       }
       degrade(Mode::read_only, fmt::format("the kernel cache in {} cannot be written ({}); "
                                            "kernels compiled from now on are kept in memory only",
-                                           config_.dir, error));
+                                           config_.dir.native(), error));
     }
     fs::path root;
     std::string error = private_temp_root(root);
@@ -515,7 +522,7 @@ void DiskCache::record_failure(const CacheKey& key, std::string_view source,
       log(LogLevel::warn,
           "kernel {} failed to compile; the kernel cache is not usable, so its source, options, "
           "compiler log and key are in {}",
-          key.label, root / id);
+          key.label, (root / id).native());
     } else {
       log(LogLevel::warn, "kernel {} failed to compile and the evidence could not be kept ({})",
           key.label, error);
@@ -609,7 +616,7 @@ std::uint64_t DiskCache::remove_stale_temp_files() const {
     if (older(st.st_mtim, cutoff) &&
         remove_if_unchanged(path, st.st_dev, st.st_ino) == Removal::removed) {
       freed += static_cast<std::uint64_t>(st.st_size);
-      log(LogLevel::info, "kernel cache: removed the abandoned temp file {}", path);
+      log(LogLevel::info, "kernel cache: removed the abandoned temp file {}", path.native());
     }
   });
   return freed;
@@ -652,7 +659,7 @@ std::uint64_t DiskCache::enforce_byte_cap(const fs::path& keep) {
       freed += f.bytes;
       log(LogLevel::info,
           "kernel cache: evicted {} ({} bytes, least recently used) to stay under {} bytes",
-          f.path, f.bytes, config_.max_bytes);
+          f.path.native(), f.bytes, config_.max_bytes);
     }
   }
   return freed;
@@ -669,7 +676,7 @@ std::uint64_t DiskCache::gc() {
         to_file_time(st.st_mtim) == entry.last_use &&
         remove_if_unchanged(entry.path, st.st_dev, st.st_ino) == Removal::removed) {
       freed += entry.file_bytes;
-      log(LogLevel::info, "kernel cache: gc removed {} ({})", entry.path, entry.problem);
+      log(LogLevel::info, "kernel cache: gc removed {} ({})", entry.path.native(), entry.problem);
     }
   }
   freed += remove_stale_temp_files();
@@ -687,7 +694,7 @@ std::uint64_t DiskCache::clear() {
   remove_idle_lock_files();
   std::error_code ec;
   fs::remove_all(config_.dir / "failed", ec);
-  log(LogLevel::info, "kernel cache: cleared {} entries from {}", removed, config_.dir);
+  log(LogLevel::info, "kernel cache: cleared {} entries from {}", removed, config_.dir.native());
   return removed;
 }
 

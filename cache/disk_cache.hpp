@@ -90,8 +90,7 @@ class DiskCache {
   void remove_idle_lock_files() const;
   std::uint64_t remove_stale_temp_files() const;
   // Whether an existing directory or file may be trusted; empty when yes.
-  std::string unsafe_reason(const std::filesystem::path& path, unsigned uid,
-                            unsigned mode) const;
+  std::string unsafe_reason(const std::filesystem::path& path, unsigned uid, unsigned mode) const;
 
   CacheConfig config_;
   std::atomic<int> mode_{static_cast<int>(Mode::off)};

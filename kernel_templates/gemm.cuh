@@ -28,6 +28,9 @@ struct GemmConfig {
   static constexpr int stages = kStages;
   static constexpr int threads = kThreads;
   static constexpr int warps = kThreads / 32;
+  // Small-M kernels are latency bound: two resident blocks per SM hide more of it
+  // (the host mirror is blocks_per_sm() in runtime/dense_dispatch.cpp).
+  static constexpr int min_blocks_per_sm = kMBlocks <= 2 ? 2 : 1;
   static constexpr int warps_n = kTileN / 64;  // a warp owns 64 columns
   static constexpr int warps_k = warps / warps_n;
   static constexpr int k16_per_tile = kTileK / 16;
@@ -72,6 +75,29 @@ struct Stripe {
   }
 };
 
+// A position in the stripe's unit sequence, advanced without divisions (the hot loop
+// must not spend its issue slots on 64-bit integer division).
+struct Cursor {
+  int tile, kt, n_tile, m_tile;
+
+  __device__ static Cursor at(long long unit, const GemmParams& p) {
+    Cursor c;
+    c.tile = static_cast<int>(unit / p.k_tiles);
+    c.kt = static_cast<int>(unit % p.k_tiles);
+    c.n_tile = c.tile / p.m_tiles;
+    c.m_tile = c.tile % p.m_tiles;
+    return c;
+  }
+  __device__ void advance(const GemmParams& p) {
+    if (++kt < p.k_tiles) return;
+    kt = 0;
+    ++tile;
+    if (++m_tile < p.m_tiles) return;
+    m_tile = 0;
+    ++n_tile;
+  }
+};
+
 template <class Cfg>
 struct GemmKernel {
   static constexpr bool bf16 = Cfg::bf16;
@@ -93,10 +119,8 @@ struct GemmKernel {
     return static_cast<const char*>(p.a) + static_cast<long long>(row) * p.lda * 2;
   }
 
-  __device__ void load_stage(long long unit, int slot, u64 policy) const {
-    const int tile = static_cast<int>(unit / p.k_tiles);
-    const int kt = static_cast<int>(unit % p.k_tiles);
-    const int n_tile = tile / p.m_tiles, m_tile = tile % p.m_tiles;
+  __device__ void load_stage(const Cursor& at, int slot, u64 policy) const {
+    const int kt = at.kt, n_tile = at.n_tile, m_tile = at.m_tile;
     char* s = stage(slot);
     // A: rows x tile_k halves, 16-byte chunks, XOR-swizzled by row to spread banks.
     constexpr int a_chunks_per_row = Cfg::tile_k / 8;
@@ -141,7 +165,8 @@ struct GemmKernel {
     const char* sb = s + Cfg::a_stage_bytes;
     const char* ss = sb + Cfg::b_stage_bytes;
     const int g = lane / 4;
-#pragma unroll
+    // Large m-block counts keep one k16 step live at a time (register pressure).
+#pragma unroll(Cfg::m_blocks > 2 ? 1 : Cfg::k16_per_warp)
     for (int i = 0; i < Cfg::k16_per_warp; ++i) {
       const int kk = wk * Cfg::k16_per_warp + i;
       const int unit = wn * Cfg::k16_per_tile + kk;
@@ -213,8 +238,8 @@ struct GemmKernel {
   }
 
   // ---- epilogue ------------------------------------------------------------------------
-  __device__ void store_tile(int tile, const Acc& acc) const {
-    const int n_tile = tile / p.m_tiles, m_tile = tile % p.m_tiles;
+  __device__ void store_tile(const Cursor& at, const Acc& acc) const {
+    const int n_tile = at.n_tile, m_tile = at.m_tile;
     typedef unsigned short h16;
     h16* c = static_cast<h16*>(p.c);
     const h16* bias = static_cast<const h16*>(p.bias);
@@ -248,11 +273,12 @@ struct GemmKernel {
   }
 
   // Called by all threads when a block finishes its share [kt_first, kt_last] of `tile`.
-  __device__ void finish_segment(const Stripe& stripe, int tile, int kt_first, int kt_last,
+  __device__ void finish_segment(const Stripe& stripe, const Cursor& at, int kt_first,
                                  Acc& acc) const {
+    const int tile = at.tile;
     reduce_warps_k(acc);
-    if (kt_first == 0 && kt_last == p.k_tiles - 1) {
-      if (wk == 0) store_tile(tile, acc);
+    if (kt_first == 0 && at.kt == p.k_tiles - 1) {
+      if (wk == 0) store_tile(at, acc);
       return;
     }
     // Partial: publish to this block's slot (0 = its first tile, 1 = its last tile).
@@ -310,35 +336,45 @@ struct GemmKernel {
           acc[mb][j][2 * h] = x;
           acc[mb][j][2 * h + 1] = y;
         }
-    store_tile(tile, acc);
+    store_tile(at, acc);
   }
 
   __device__ void run() const {
     const Stripe stripe{static_cast<long long>(p.m_tiles) * p.n_tiles * p.k_tiles,
                         static_cast<int>(gridDim.x)};
-    const long long u_begin = stripe.begin(blockIdx.x), u_end = stripe.begin(blockIdx.x + 1);
+    const long long u_begin = stripe.begin(blockIdx.x);
+    const int count = static_cast<int>(stripe.begin(blockIdx.x + 1) - u_begin);
     const u64 policy = evict_first_policy();
+    Cursor loading = Cursor::at(u_begin, p), computing = loading;
 #pragma unroll
     for (int s = 0; s < Cfg::stages - 1; ++s) {
-      if (u_begin + s < u_end) load_stage(u_begin + s, s, policy);
+      if (s < count) {
+        load_stage(loading, s, policy);
+        loading.advance(p);
+      }
       cp_async_commit();
     }
     Acc acc;
     zero(acc);
-    int seg_first_kt = static_cast<int>(u_begin % p.k_tiles);
-    for (long long u = u_begin; u < u_end; ++u) {
+    int seg_first_kt = computing.kt;
+    int slot = 0, load_slot = Cfg::stages - 1;
+    for (int i = 0; i < count; ++i) {
       cp_async_wait<Cfg::stages - 2>();
       __syncthreads();
-      const long long next = u + Cfg::stages - 1;
-      if (next < u_end) load_stage(next, static_cast<int>((next - u_begin) % Cfg::stages), policy);
+      if (i + Cfg::stages - 1 < count) {
+        load_stage(loading, load_slot, policy);
+        loading.advance(p);
+      }
       cp_async_commit();
-      compute_stage(static_cast<int>((u - u_begin) % Cfg::stages), acc);
-      const int kt = static_cast<int>(u % p.k_tiles);
-      if (kt == p.k_tiles - 1 || u + 1 == u_end) {
-        finish_segment(stripe, static_cast<int>(u / p.k_tiles), seg_first_kt, kt, acc);
+      load_slot = load_slot + 1 == Cfg::stages ? 0 : load_slot + 1;
+      compute_stage(slot, acc);
+      slot = slot + 1 == Cfg::stages ? 0 : slot + 1;
+      if (computing.kt == p.k_tiles - 1 || i + 1 == count) {
+        finish_segment(stripe, computing, seg_first_kt, acc);
         zero(acc);
         seg_first_kt = 0;
       }
+      computing.advance(p);
     }
     cp_async_wait<0>();
   }

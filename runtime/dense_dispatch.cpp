@@ -53,7 +53,8 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
       plan.n_tiles = static_cast<int>(n_padded / c.tile_n);
       plan.k_tiles = static_cast<int>(k_padded / c.tile_k);
       const std::int64_t units = std::int64_t{plan.m_tiles} * plan.n_tiles * plan.k_tiles;
-      plan.blocks = static_cast<int>(std::min<std::int64_t>(sm_count, units));
+      const int per_sm = m_blocks <= 2 && 2 * smem <= smem_limit ? 2 : 1;
+      plan.blocks = static_cast<int>(std::min<std::int64_t>(std::int64_t{sm_count} * per_sm, units));
       plan.smem_bytes = smem;
       plan.workspace_floats = 2LL * plan.blocks * 16 * m_blocks * c.tile_n;
       plan.lock_count = std::int64_t{plan.m_tiles} * plan.n_tiles;

@@ -17,8 +17,8 @@ DeviceBuffer::DeviceBuffer(std::size_t bytes) {
   const CUresult result = d.mem_alloc(&ptr_, bytes);
   if (result != CUDA_SUCCESS) {
     ptr_ = 0;
-    check(result, fmt::format("allocating {} bytes on device {} ({})", bytes, device.ordinal,
-                              device.name));
+    check(result,
+          fmt::format("allocating {} bytes on device {} ({})", bytes, device.ordinal, device.name));
   }
   size_ = bytes;
   context_ = device.context;

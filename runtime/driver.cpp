@@ -143,8 +143,8 @@ std::unique_ptr<DeviceInfo> query_device(const Driver& d, int ordinal) {
   const int minor = attribute(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, "compute capability");
   info->compute_capability = major * 10 + minor;
   info->sm_count = attribute(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, "the SM count");
-  info->max_shared_per_block_optin = attribute(CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN,
-                                               "the opt-in shared memory per block");
+  info->max_shared_per_block_optin = attribute(
+      CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, "the opt-in shared memory per block");
   check(d.device_total_mem(&info->total_memory, info->device),
         fmt::format("reading the memory size of device {}", ordinal));
   char name[256] = {};
@@ -214,10 +214,10 @@ DriverProbe Driver::load(const char* library, Driver& out) noexcept {
     const CUresult count = out.device_get_count(&probe.device_count);
     if (count != CUDA_SUCCESS || probe.device_count <= 0) {
       probe.status = Status::no_device;
-      probe.reason = fmt::format(
-          "CUDA driver {} found but no GPU is visible{} (check CUDA_VISIBLE_DEVICES)",
-          version_text(probe.driver_version),
-          count != CUDA_SUCCESS ? fmt::format(": {}", describe_with(&out, count)) : "");
+      probe.reason =
+          fmt::format("CUDA driver {} found but no GPU is visible{} (check CUDA_VISIBLE_DEVICES)",
+                      version_text(probe.driver_version),
+                      count != CUDA_SUCCESS ? fmt::format(": {}", describe_with(&out, count)) : "");
       probe.device_count = 0;
       return probe;
     }
@@ -252,8 +252,8 @@ const DeviceInfo& device_info(int ordinal) {
          count, count == 1 ? " is" : "s are", count - 1);
   }
   if (ordinal >= kMaxDevices) {
-    fail(Status::unsupported, "CUDA device {}: marlinrt supports device ordinals below {}",
-         ordinal, kMaxDevices);
+    fail(Status::unsupported, "CUDA device {}: marlinrt supports device ordinals below {}", ordinal,
+         kMaxDevices);
   }
   DeviceSlot& slot = device_slots()[ordinal];
   // call_once retries if the query throws, so a transient failure is not cached.

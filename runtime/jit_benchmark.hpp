@@ -7,16 +7,16 @@
 namespace marlinrt::detail {
 
 struct JitBenchmarkOptions {
-  int arch = 0;                  // target; 0 = the current GPU's (required without a GPU)
-  std::size_t launches = 100000; // per launch path; 0 skips the launch measurement
-  std::size_t batch = 100;       // launches timed together (one host-clock sample)
+  int arch = 0;                   // target; 0 = the current GPU's (required without a GPU)
+  std::size_t launches = 100000;  // per launch path; 0 skips the launch measurement
+  std::size_t batch = 100;        // launches timed together (one host-clock sample)
 };
 
 struct JitBenchmarkResult {
-  std::string target;          // "sm_90"
-  std::string nvrtc_version;   // "13.0"
-  bool gpu = false;            // false: host-only run (no load, no launches)
-  std::string device;          // GPU name when gpu
+  std::string target;         // "sm_90"
+  std::string nvrtc_version;  // "13.0"
+  bool gpu = false;           // false: host-only run (no load, no launches)
+  std::string device;         // GPU name when gpu
   // Fresh temporary cache: render + NVRTC + store (+ module load with a GPU).
   double cold_compile_ms = 0.0;
   // A new provider on the same directory (a new process, as far as the JIT can tell):

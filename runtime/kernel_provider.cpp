@@ -34,9 +34,9 @@ std::string_view env(const char* name) {
 // different keys compile in parallel.
 struct KeyState {
   std::mutex mutex;
-  std::optional<Error> failure;               // a compile failure, rethrown on every request
-  std::shared_ptr<const std::string> cubin;   // kept once loaded, for other devices
-  std::atomic<bool> recorded{false};          // written to the MARLINRT_RECORD log
+  std::optional<Error> failure;              // a compile failure, rethrown on every request
+  std::shared_ptr<const std::string> cubin;  // kept once loaded, for other devices
+  std::atomic<bool> recorded{false};         // written to the MARLINRT_RECORD log
 };
 
 // The unit, options and cache key of one kernel key.
@@ -53,8 +53,7 @@ struct Fetched {
 
 bool stream_is_capturing(Stream stream) {
   CUstreamCaptureStatus status = CU_STREAM_CAPTURE_STATUS_NONE;
-  const CUresult result =
-      driver().stream_is_capturing(reinterpret_cast<CUstream>(stream), &status);
+  const CUresult result = driver().stream_is_capturing(reinterpret_cast<CUstream>(stream), &status);
   // The legacy stream cannot even be queried while another stream captures globally.
   if (result == CUDA_ERROR_STREAM_CAPTURE_IMPLICIT) return true;
   check(result, "asking whether the stream is being captured into a CUDA graph");
@@ -159,19 +158,21 @@ struct KernelProvider::Impl {
   void record_use(const KernelKey& key, KeyState& st) {
     if (options.record_path.empty() || st.recorded.exchange(true)) return;
     const std::string line = key.to_string() + "\n";
-    const int fd = ::open(options.record_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-                          0644);
+    const int fd =
+        ::open(options.record_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     bool ok = fd >= 0;
+    int error = errno;
     if (ok) {
       // One write() with O_APPEND: lines from concurrent processes do not interleave.
       ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+      error = errno;
       ::close(fd);
     }
     if (!ok) {
       warn_once("MARLINRT_RECORD:" + options.record_path,
                 fmt::format("cannot append to the MARLINRT_RECORD file {} ({}); kernel usage is "
                             "not being recorded",
-                            options.record_path, std::strerror(errno)));
+                            options.record_path, std::strerror(error)));
     }
   }
 
@@ -189,8 +190,8 @@ struct KernelProvider::Impl {
       misses.fetch_add(1, std::memory_order_relaxed);
       const CacheConfig& config = cache.config();
       const std::string where =
-          config.disabled ? fmt::format("{} (disabled by MARLINRT_CACHE_DISABLE)",
-                                        config.dir.string())
+          config.disabled
+              ? fmt::format("{} (disabled by MARLINRT_CACHE_DISABLE)", config.dir.string())
           : cache.usable() ? config.dir.string()
                            : fmt::format("{} ({})", config.dir.string(), cache.unusable_reason());
       fail(Status::jit_disabled,
@@ -222,8 +223,8 @@ struct KernelProvider::Impl {
     compiles.fetch_add(1, std::memory_order_relaxed);
     compile_nanoseconds.fetch_add(static_cast<std::uint64_t>(result.seconds * 1e9),
                                   std::memory_order_relaxed);
-    log(LogLevel::info, "compiled kernel {} in {:.2f} s ({} bytes of cubin)",
-        unit.cache_key.label, result.seconds, result.cubin.size());
+    log(LogLevel::info, "compiled kernel {} in {:.2f} s ({} bytes of cubin)", unit.cache_key.label,
+        result.seconds, result.cubin.size());
     if (!result.log.empty()) {
       log(LogLevel::debug, "NVRTC log for {}:\n{}", unit.cache_key.label, result.log);
     }

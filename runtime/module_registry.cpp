@@ -93,7 +93,8 @@ const LoadedKernel& ModuleRegistry::load(const KernelKey& key, std::string_view 
             fmt::format("reading the {} of kernel {}", what, key.to_string()));
       return value;
     };
-    kernel->static_shared_bytes = attribute(CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, "static shared size");
+    kernel->static_shared_bytes =
+        attribute(CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, "static shared size");
     kernel->registers = attribute(CU_FUNC_ATTRIBUTE_NUM_REGS, "register count");
     kernel->max_threads_per_block =
         attribute(CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK, "maximum threads per block");

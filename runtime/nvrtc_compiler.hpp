@@ -30,10 +30,10 @@ std::vector<std::string> nvrtc_options(int arch, const NvrtcUserOptions& user);
 const std::string& nvrtc_version();
 
 struct CompileRequest {
-  std::string_view source;                 // the rendered unit
-  std::string_view name;                   // e.g. the kernel key text; names the program in logs
-  std::span<const EmbeddedFile> headers;   // every file the unit may #include, by file name
-  std::span<const std::string> options;    // normally nvrtc_options(arch, ...)
+  std::string_view source;                // the rendered unit
+  std::string_view name;                  // e.g. the kernel key text; names the program in logs
+  std::span<const EmbeddedFile> headers;  // every file the unit may #include, by file name
+  std::span<const std::string> options;   // normally nvrtc_options(arch, ...)
   // On failure the evidence (source, options, log) goes to evidence->record_failure(*cache_key)
   // when both are set.
   DiskCache* evidence = nullptr;

@@ -12,9 +12,12 @@ int activation_dtype_code(DType t) { return t == DType::f16 ? 0 : 1; }
 
 int activation_function_code(Activation a) {
   switch (a) {
-    case Activation::none: return 0;
-    case Activation::silu: return 1;
-    case Activation::relu2: return 2;
+    case Activation::none:
+      return 0;
+    case Activation::silu:
+      return 1;
+    case Activation::relu2:
+      return 2;
   }
   fail(Status::internal, "unknown activation code {}", static_cast<int>(a));
 }

@@ -4,8 +4,12 @@
 // (E2M1 code, E4M3 scale) product.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cstdio>
 #include <cmath>
 #include <cstring>
+#include <exception>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -52,7 +56,13 @@ class ErrorLog {
     worst_ = std::max(worst_, c.relative_error);
   }
   void note(const std::string& line) { lines_ << "  " << line << "\n"; }
-  ~ErrorLog() { WARN(title_ << " (worst rel_err " << worst_ << ")\n" << lines_.str()); }
+  ~ErrorLog() {
+    if (std::uncaught_exceptions() > 0) {  // unwinding from a REQUIRE: plain stderr is safest
+      std::fprintf(stderr, "%s\n%s", title_.c_str(), lines_.str().c_str());
+      return;
+    }
+    WARN(title_ << " (worst rel_err " << worst_ << ")\n" << lines_.str());
+  }
 
  private:
   std::string title_;

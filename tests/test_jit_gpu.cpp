@@ -90,7 +90,8 @@ void run_and_check_selftest(const LoadedKernel& kernel, Stream stream, int n) {
   int wrong = 0;
   for (int i = 0; i < n; ++i) {
     const auto u = static_cast<std::size_t>(i);
-    const unsigned int expect = kern::selftest_mix(input[u], static_cast<unsigned int>(i), params.seed);
+    const unsigned int expect =
+        kern::selftest_mix(input[u], static_cast<unsigned int>(i), params.seed);
     wrong += mixed[u] != expect;
     wrong += scaled[u] != kern::selftest_scale(expect, params.scale);
   }

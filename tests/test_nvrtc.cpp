@@ -53,10 +53,8 @@ CompileResult compile_selftest(int arch, const NvrtcUserOptions& user = {}) {
   const std::string unit = render_unit(key);
   const std::string name = key.to_string();
   const std::vector<std::string> options = nvrtc_options(arch, user);
-  return compile({.source = unit,
-                  .name = name,
-                  .headers = embedded_templates(),
-                  .options = options});
+  return compile(
+      {.source = unit, .name = name, .headers = embedded_templates(), .options = options});
 }
 
 }  // namespace
@@ -121,7 +119,9 @@ TEST_CASE("the self-test unit compiles to a CUBIN for every supported GPU genera
     INFO("sm_" << arch);
     const CompileResult result = compile_selftest(arch);
     REQUIRE(result.cubin.size() > 4);
-    CHECK(result.cubin.compare(0, 4, "\x7f" "ELF") == 0);
+    CHECK(result.cubin.compare(0, 4,
+                               "\x7f"
+                               "ELF") == 0);
     CHECK(result.seconds > 0.0);
     cubins[arch] = result.cubin;
   }

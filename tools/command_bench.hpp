@@ -19,7 +19,8 @@ struct BenchDenseArgs {
 int run_bench_dense_command(const BenchDenseArgs& args);
 
 struct BenchJitArgs {
-  int launches = 100000;  // launches timed for the per-launch overhead
+  std::vector<std::string> archs;  // target; default: the GPU's (required without a GPU)
+  int launches = 100000;           // launches timed for the per-launch overhead; 0 skips it
 };
 
 int run_bench_jit_command(const BenchJitArgs& args);

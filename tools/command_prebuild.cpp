@@ -41,20 +41,13 @@ class KeyList {
   std::unordered_set<std::uint64_t> seen_;
 };
 
-// A key text ending in "/sm_XX" is complete; otherwise it is completed with each target arch.
-bool has_arch_part(std::string_view text) {
-  const auto slash = text.rfind('/');
-  const auto last = slash == std::string_view::npos ? text : text.substr(slash + 1);
-  return last.substr(0, 3) == "sm_";
-}
-
 // Every key the options ask for. Validates everything before anything is compiled.
 std::vector<KernelKey> collect_keys(const PrebuildOptions& options) {
   KeyList list;
   const bool needs_archs =
       !options.shapes_file.empty() ||
       std::any_of(options.keys.begin(), options.keys.end(),
-                  [](const std::string& k) { return !has_arch_part(k); });
+                  [](const std::string& k) { return !key_text_has_arch(k); });
   std::vector<int> archs;
   if (needs_archs) {
     archs = resolve_target_archs(options.archs);
@@ -62,7 +55,7 @@ std::vector<KernelKey> collect_keys(const PrebuildOptions& options) {
     resolve_target_archs(options.archs);  // still reject a bad --arch
   }
   for (const auto& text : options.keys) {
-    if (has_arch_part(text)) {
+    if (key_text_has_arch(text)) {
       list.add(KernelKey::parse(text));
     } else {
       for (int arch : archs) list.add(KernelKey::parse(text + "/" + arch_name(arch)));

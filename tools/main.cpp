@@ -166,8 +166,11 @@ int run(int argc, char** argv) {
   BenchJitArgs jit;
   auto* jit_cmd = bench_cmd->add_subcommand(
       "jit", "JIT costs: cold compile, warm disk hit, launch overhead vs raw cuLaunchKernel");
-  jit_cmd->add_option("--launches", jit.launches, "Launches timed for the overhead")
-      ->check(CLI::PositiveNumber);
+  add_arch_option(*jit_cmd, jit.archs,
+                  "Target architecture (default: the GPU's; without a GPU only the compile and "
+                  "disk-hit times are measured)");
+  jit_cmd->add_option("--launches", jit.launches, "Launches timed for the overhead (0: skip)")
+      ->check(CLI::NonNegativeNumber);
   jit_cmd->callback([&] { action = [&] { return run_bench_jit_command(jit); }; });
 
   try {

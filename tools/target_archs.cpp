@@ -53,4 +53,10 @@ int sm_count_for_arch(int arch, int override_sm_count) {
   return detail::default_sm_count(arch);
 }
 
+bool key_text_has_arch(std::string_view text) {
+  const auto slash = text.rfind('/');
+  const auto last = slash == std::string_view::npos ? text : text.substr(slash + 1);
+  return last.substr(0, 3) == "sm_";
+}
+
 }  // namespace marlinrt::cli

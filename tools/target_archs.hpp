@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace marlinrt::cli {
@@ -15,5 +16,9 @@ std::vector<int> resolve_target_archs(const std::vector<std::string>& arch_args)
 // positive, else that of the first GPU present with this arch, else the library's
 // default for the arch.
 int sm_count_for_arch(int arch, int override_sm_count);
+
+// A key text whose last part is "sm_..." names its arch; one without (e.g.
+// "repack_weights") is built for each target arch.
+bool key_text_has_arch(std::string_view text);
 
 }  // namespace marlinrt::cli
