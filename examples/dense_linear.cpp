@@ -95,8 +95,7 @@ int main() {
     // Per forward pass: asynchronous on `stream`.
     marlinrt::linear(stream, {d_x, marlinrt::DType::bf16, M, K}, w,
                      {d_y, marlinrt::DType::bf16, M, N});
-    check(cudaMemcpyAsync(y.data(), d_y, y.size() * 2, cudaMemcpyDeviceToHost, stream),
-          "download");
+    check(cudaMemcpyAsync(y.data(), d_y, y.size() * 2, cudaMemcpyDeviceToHost, stream), "download");
     check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
   } catch (const marlinrt::Error& e) {
     std::fprintf(stderr, "marlinrt error (%s): %s\n", marlinrt::status_name(e.status()), e.what());
@@ -109,8 +108,8 @@ int main() {
     double ref = 0;
     for (std::int64_t k = 0; k < K; ++k) {
       const std::uint8_t byte = weight[n * K / 2 + k / 2];
-      ref += from_bf16(x[k]) * e2m1(k % 2 ? byte >> 4 : byte & 15) * e4m3(scale[n * K / 16 + k / 16]) *
-             weight_scale_2;
+      ref += from_bf16(x[k]) * e2m1(k % 2 ? byte >> 4 : byte & 15) *
+             e4m3(scale[n * K / 16 + k / 16]) * weight_scale_2;
     }
     worst = std::fmax(worst, std::fabs(from_bf16(y[n]) - ref));
     largest = std::fmax(largest, std::fabs(ref));

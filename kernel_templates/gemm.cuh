@@ -30,7 +30,7 @@ struct GemmConfig {
   static constexpr int warps = kThreads / 32;
   // Small-M kernels are latency bound: two resident blocks per SM hide more of it
   // (the host mirror is blocks_per_sm() in runtime/dense_dispatch.cpp).
-  static constexpr int min_blocks_per_sm = kMBlocks <= 2 ? 2 : 1;
+    static constexpr int min_blocks_per_sm = kMBlocks <= 2 ? 2 : 1;
   static constexpr int warps_n = kTileN / 64;  // a warp owns 64 columns
   static constexpr int warps_k = warps / warps_n;
   static constexpr int k16_per_tile = kTileK / 16;
@@ -239,104 +239,104 @@ struct GemmKernel {
 
   // ---- epilogue ------------------------------------------------------------------------
   __device__ void store_tile(const Cursor& at, const Acc& acc) const {
-    const int n_tile = at.n_tile, m_tile = at.m_tile;
-    typedef unsigned short h16;
-    h16* c = static_cast<h16*>(p.c);
-    const h16* bias = static_cast<const h16*>(p.bias);
 #pragma unroll
     for (int mb = 0; mb < Cfg::m_blocks; ++mb)
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int row = m_tile * Cfg::rows + frag_row(mb, 2 * h);
-        if (row >= p.m) continue;
-        h16* out = c + static_cast<long long>(row) * p.ldc;
+      for (int h = 0; h < 2; ++h)
 #pragma unroll
-        for (int j = 0; j < 8; ++j) {
-          const int col = n_tile * Cfg::tile_n + frag_col(j);
-          if (col >= p.n) continue;
-          float x = acc[mb][j][2 * h] * p.global_scale;
-          float y = acc[mb][j][2 * h + 1] * p.global_scale;
-          const bool pair = col + 1 < p.n;
-          if (bias) {
-            x += to_float<bf16>(bias[col]);
-            if (pair) y += to_float<bf16>(bias[col + 1]);
-          }
-          const u32 packed = pack2<bf16>(x, y);
-          if (pair && p.vector_store) {
-            *reinterpret_cast<u32*>(out + col) = packed;
-          } else {
-            out[col] = static_cast<h16>(packed & 0xFFFF);
-            if (pair) out[col + 1] = static_cast<h16>(packed >> 16);
-          }
-        }
-      }
+        for (int j = 0; j < 8; ++j)
+          store_pair(at, frag_row(mb, 2 * h), frag_col(j), acc[mb][j][2 * h],
+                     acc[mb][j][2 * h + 1]);
   }
 
-  // Called by all threads when a block finishes its share [kt_first, kt_last] of `tile`.
+  // Output (row, col), (row, col + 1) of the tile at `at`: global scale in fp32, bias,
+  // one rounding. `col` is even; the pair may straddle n.
+  __device__ void store_pair(const Cursor& at, int r, int c, float x, float y) const {
+    typedef unsigned short h16;
+    const int row = at.m_tile * Cfg::rows + r;
+    const int col = at.n_tile * Cfg::tile_n + c;
+    if (row >= p.m || col >= p.n) return;
+    const bool pair = col + 1 < p.n;
+    x *= p.global_scale;
+    y *= p.global_scale;
+    if (p.bias) {
+      const h16* bias = static_cast<const h16*>(p.bias);
+      x += to_float<bf16>(bias[col]);
+      if (pair) y += to_float<bf16>(bias[col + 1]);
+    }
+    const u32 packed = pack2<bf16>(x, y);
+    h16* out = static_cast<h16*>(p.c) + static_cast<long long>(row) * p.ldc + col;
+    if (pair && p.vector_store) {
+      *reinterpret_cast<u32*>(out) = packed;
+    } else {
+      out[0] = static_cast<h16>(packed & 0xFFFF);
+      if (pair) out[1] = static_cast<h16>(packed >> 16);
+    }
+  }
+
+  // Called by all threads when a block finishes its share [kt_first, at.kt] of a tile.
   __device__ void finish_segment(const Stripe& stripe, const Cursor& at, int kt_first,
                                  Acc& acc) const {
-    const int tile = at.tile;
     reduce_warps_k(acc);
-    if (kt_first == 0 && at.kt == p.k_tiles - 1) {
+    if (kt_first == 0 && at.kt == p.k_tiles - 1) {  // the whole tile: store it
       if (wk == 0) store_tile(at, acc);
       return;
     }
-    // Partial: publish to this block's slot (0 = its first tile, 1 = its last tile).
-    const int me = blockIdx.x;
+    // A partial: publish it in this block's slot (0 = its first tile, 1 = its last).
     const long long tile_units = p.k_tiles;
     auto slot_of = [&](int b) {
-      return static_cast<int>(stripe.begin(b) / tile_units) == tile ? 0 : 1;
+      return static_cast<int>(stripe.begin(b) / tile_units) == at.tile ? 0 : 1;
     };
     constexpr int slot_floats = Cfg::rows * Cfg::tile_n;
+    const int rows_left = p.m - at.m_tile * Cfg::rows;
+    const int valid_rows = rows_left < Cfg::rows ? rows_left : Cfg::rows;
     if (wk == 0) {
-      float* ws = p.workspace + (2LL * me + slot_of(me)) * slot_floats;
+      float* ws = p.workspace + (2LL * blockIdx.x + slot_of(blockIdx.x)) * slot_floats;
 #pragma unroll
       for (int mb = 0; mb < Cfg::m_blocks; ++mb)
 #pragma unroll
-        for (int j = 0; j < 8; ++j)
+        for (int h = 0; h < 2; ++h) {
+          if (frag_row(mb, 2 * h) >= valid_rows) continue;
 #pragma unroll
-          for (int h = 0; h < 2; ++h)
+          for (int j = 0; j < 8; ++j)
             *reinterpret_cast<F2*>(ws + frag_row(mb, 2 * h) * Cfg::tile_n + frag_col(j)) =
                 F2{acc[mb][j][2 * h], acc[mb][j][2 * h + 1]};
+        }
     }
-    __threadfence();
-    __syncthreads();
+    // One fence by one thread after the barrier (the grid-barrier pattern): a fence
+    // in every thread made this path cost tens of microseconds.
     __shared__ int last;
-    const int first_block = stripe.block_of(static_cast<long long>(tile) * tile_units);
-    const int last_block = stripe.block_of((tile + 1LL) * tile_units - 1);
+    __syncthreads();
+    const int first_block = stripe.block_of(static_cast<long long>(at.tile) * tile_units);
+    const int last_block = stripe.block_of((at.tile + 1LL) * tile_units - 1);
     if (threadIdx.x == 0) {
-      const int arrived = atomicAdd(p.locks + tile, 1);
+      __threadfence();
+      const int arrived = atomicAdd(p.locks + at.tile, 1);
       last = arrived == last_block - first_block;
-      if (last) p.locks[tile] = 0;  // ready for the next launch
+      if (last) {
+        p.locks[at.tile] = 0;  // ready for the next launch
+        __threadfence();
+      }
     }
     __syncthreads();
     if (!last) return;
-    __threadfence();
-    if (wk != 0) return;
-    // Sum all partials of the tile in block order, whichever block arrived last.
+    // The last arriver sums every partial (its own included) in block order, with all
+    // its threads, and stores the tile.
+    constexpr int quads_per_row = Cfg::tile_n / 4;
+    for (int q = threadIdx.x; q < valid_rows * quads_per_row; q += Cfg::threads) {
+      const int r = q / quads_per_row, c = (q % quads_per_row) * 4;
+      float sum[4];
+#pragma unroll 4
+      for (int b = first_block; b <= last_block; ++b) {
+        const float* ws = p.workspace + (2LL * b + slot_of(b)) * slot_floats + r * Cfg::tile_n + c;
+        float v[4];
+        load_cg4(ws, v);
 #pragma unroll
-    for (int mb = 0; mb < Cfg::m_blocks; ++mb)
-#pragma unroll
-      for (int j = 0; j < 8; ++j)
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          float x = 0.f, y = 0.f;
-          for (int b = first_block; b <= last_block; ++b) {
-            float px, py;
-            if (b == me) {
-              px = acc[mb][j][2 * h];
-              py = acc[mb][j][2 * h + 1];
-            } else {
-              const float* ws = p.workspace + (2LL * b + slot_of(b)) * slot_floats;
-              load_cg2(ws + frag_row(mb, 2 * h) * Cfg::tile_n + frag_col(j), px, py);
-            }
-            x = b == first_block ? px : x + px;
-            y = b == first_block ? py : y + py;
-          }
-          acc[mb][j][2 * h] = x;
-          acc[mb][j][2 * h + 1] = y;
-        }
-    store_tile(at, acc);
+        for (int e = 0; e < 4; ++e) sum[e] = b == first_block ? v[e] : sum[e] + v[e];
+      }
+      store_pair(at, r, c, sum[0], sum[1]);
+      store_pair(at, r, c + 2, sum[2], sum[3]);
+    }
   }
 
   __device__ void run() const {

@@ -121,9 +121,12 @@ __device__ __forceinline__ u32 and_or(u32 a, u32 b, u32 c) {
   return d;
 }
 
-// A float pair load that bypasses L1: partial sums written by other blocks of this launch.
-__device__ __forceinline__ void load_cg2(const float* p, float& x, float& y) {
-  asm volatile("ld.global.cg.v2.f32 {%0,%1}, [%2];\n" : "=f"(x), "=f"(y) : "l"(p));
+// Four floats (16-byte aligned) from L2, bypassing L1: partial sums of other blocks.
+__device__ __forceinline__ void load_cg4(const float* p, float (&v)[4]) {
+  asm volatile("ld.global.cg.v4.f32 {%0,%1,%2,%3}, [%4];\n"
+               : "=f"(v[0]), "=f"(v[1]), "=f"(v[2]), "=f"(v[3])
+               : "l"(p));
 }
+
 
 }  // namespace marlinrt::kern

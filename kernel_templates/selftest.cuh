@@ -6,7 +6,7 @@
 // outside the __CUDACC__ blocks.
 #pragma once
 
-#if defined(__CUDACC__)
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
 #define MARLINRT_SELFTEST_HD __host__ __device__
 #else
 #define MARLINRT_SELFTEST_HD
@@ -41,7 +41,7 @@ MARLINRT_SELFTEST_HD inline float selftest_scale(unsigned int mixed, float scale
   return static_cast<float>(mixed & 0xffffu) * scale - 1.0f;
 }
 
-#if defined(__CUDACC__)
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
 __device__ inline void selftest(const SelftestParams& p) {
   const int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
   if (i >= p.n) return;

@@ -57,8 +57,7 @@ marlinrt_status fail_with(marlinrt::Status status, std::string message) {
 }
 
 marlinrt_status invalid(const char* function, const char* what) {
-  return fail_with(marlinrt::Status::invalid_argument,
-                   std::string(function) + ": " + what);
+  return fail_with(marlinrt::Status::invalid_argument, std::string(function) + ": " + what);
 }
 
 // Runs `body` (which returns a status) and maps every exception to a status.
@@ -190,7 +189,8 @@ marlinrt_status marlinrt_linear(void* stream, const marlinrt_matrix* x,
 marlinrt_status marlinrt_prebuild(const char* key_text) {
   constexpr const char* kFn = "marlinrt_prebuild";
   if (key_text == nullptr) {
-    return invalid(kFn, "key_text is NULL (expected a kernel key such as \"repack_weights/sm_90\")");
+    return invalid(kFn,
+                   "key_text is NULL (expected a kernel key such as \"repack_weights/sm_90\")");
   }
   return guarded(kFn, [&] {
     marlinrt::prebuild(marlinrt::KernelKey::parse(key_text));
@@ -203,8 +203,8 @@ marlinrt_status marlinrt_jit_stats(marlinrt_jit_stats_t* out) {
   if (out == nullptr) return invalid(kFn, "out is NULL (expected a marlinrt_jit_stats_t*)");
   return guarded(kFn, [&] {
     const marlinrt::JitStats s = marlinrt::jit_stats();
-    *out = {s.memory_hits, s.disk_hits, s.misses, s.compiles, s.compile_failures,
-            s.compile_seconds};
+    *out = {s.memory_hits, s.disk_hits,        s.misses,
+            s.compiles,    s.compile_failures, s.compile_seconds};
     return MARLINRT_OK;
   });
 }

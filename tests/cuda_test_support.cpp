@@ -44,8 +44,7 @@ DeviceBuffer::~DeviceBuffer() {
 void DeviceBuffer::upload(const void* source, std::size_t bytes, std::size_t offset) {
   if (offset + bytes > bytes_) throw std::out_of_range("DeviceBuffer::upload past the end");
   if (bytes == 0) return;
-  check_cuda(cudaMemcpy(static_cast<char*>(data_) + offset, source, bytes,
-                        cudaMemcpyHostToDevice),
+  check_cuda(cudaMemcpy(static_cast<char*>(data_) + offset, source, bytes, cudaMemcpyHostToDevice),
              "cudaMemcpy host->device");
 }
 

@@ -25,7 +25,7 @@ constexpr std::array<double, 8> kE2m1Magnitudes = {0.0, 0.5, 1.0, 1.5, 2.0, 3.0,
 std::uint32_t round_magnitude(double magnitude, int mantissa_bits, int bias) {
   if (magnitude == 0.0) return 0;
   int frexp_exponent = 0;
-  std::frexp(magnitude, &frexp_exponent);  // magnitude = f * 2^e, f in [0.5, 1)
+  std::frexp(magnitude, &frexp_exponent);   // magnitude = f * 2^e, f in [0.5, 1)
   const int exponent = frexp_exponent - 1;  // magnitude in [2^exponent, 2^(exponent+1))
   const int min_normal_exponent = 1 - bias;
   if (exponent > bias + 1) return 0xFFFFFFFFu;  // far past the largest finite value
@@ -42,7 +42,8 @@ std::uint32_t round_magnitude(double magnitude, int mantissa_bits, int bias) {
 double decode_magnitude(std::uint32_t bits, int mantissa_bits, int bias) {
   const std::uint32_t exponent_field = bits >> mantissa_bits;
   const std::uint32_t mantissa = bits & ((1u << mantissa_bits) - 1);
-  if (exponent_field == 0) return std::ldexp(static_cast<double>(mantissa), 1 - bias - mantissa_bits);
+  if (exponent_field == 0)
+    return std::ldexp(static_cast<double>(mantissa), 1 - bias - mantissa_bits);
   return std::ldexp(1.0 + std::ldexp(static_cast<double>(mantissa), -mantissa_bits),
                     static_cast<int>(exponent_field) - bias);
 }
@@ -159,14 +160,22 @@ std::uint8_t e2m1_code_nearest(double value) {
   const double a = std::fabs(value);
   // Midpoints between neighbouring magnitudes; a tie goes to the even code.
   std::uint8_t code;
-  if (a <= 0.25) code = 0;
-  else if (a < 0.75) code = 1;
-  else if (a <= 1.25) code = 2;
-  else if (a < 1.75) code = 3;
-  else if (a <= 2.5) code = 4;
-  else if (a < 3.5) code = 5;
-  else if (a <= 5.0) code = 6;
-  else code = 7;  // saturates (NaN included)
+  if (a <= 0.25)
+    code = 0;
+  else if (a < 0.75)
+    code = 1;
+  else if (a <= 1.25)
+    code = 2;
+  else if (a < 1.75)
+    code = 3;
+  else if (a <= 2.5)
+    code = 4;
+  else if (a < 3.5)
+    code = 5;
+  else if (a <= 5.0)
+    code = 6;
+  else
+    code = 7;  // saturates (NaN included)
   return sign | code;
 }
 
@@ -183,18 +192,24 @@ double bf16_bits_to_double(std::uint16_t bits) { return binary16_to_double(bits,
 
 std::uint16_t half_bits_from_double(DType dtype, double value) {
   switch (dtype) {
-    case DType::f16: return f16_bits_from_double(value);
-    case DType::bf16: return bf16_bits_from_double(value);
-    default: break;
+    case DType::f16:
+      return f16_bits_from_double(value);
+    case DType::bf16:
+      return bf16_bits_from_double(value);
+    default:
+      break;
   }
   throw std::invalid_argument("activation dtype must be f16 or bf16");
 }
 
 double half_bits_to_double(DType dtype, std::uint16_t bits) {
   switch (dtype) {
-    case DType::f16: return f16_bits_to_double(bits);
-    case DType::bf16: return bf16_bits_to_double(bits);
-    default: break;
+    case DType::f16:
+      return f16_bits_to_double(bits);
+    case DType::bf16:
+      return bf16_bits_to_double(bits);
+    default:
+      break;
   }
   throw std::invalid_argument("activation dtype must be f16 or bf16");
 }
@@ -430,8 +445,8 @@ ReferenceComparison compare_with_reference(DType dtype, const std::vector<std::u
                                            const std::vector<double>& ref,
                                            const std::vector<std::int64_t>& rows, std::int64_t n,
                                            double abs_tol, double rel_tol) {
-  if (out.size() != ref.size() || static_cast<std::int64_t>(ref.size()) !=
-                                      static_cast<std::int64_t>(rows.size()) * n) {
+  if (out.size() != ref.size() ||
+      static_cast<std::int64_t>(ref.size()) != static_cast<std::int64_t>(rows.size()) * n) {
     throw std::invalid_argument("compare_with_reference: out/ref/rows sizes disagree");
   }
   ReferenceComparison c;
@@ -444,15 +459,17 @@ ReferenceComparison compare_with_reference(DType dtype, const std::vector<std::u
     ref_sq += r * r;
     const bool finite = std::isfinite(o);
     const double diff = finite ? std::fabs(o - r) : std::numeric_limits<double>::infinity();
-    if (!finite) ++c.non_finite_count;
-    else diff_sq += diff * diff;
+    if (!finite)
+      ++c.non_finite_count;
+    else
+      diff_sq += diff * diff;
     c.max_abs_error = std::max(c.max_abs_error, diff);
     if (!(diff <= abs_tol * c.max_abs_ref + rel_tol * std::fabs(r))) {
       if (c.bound_violations++ == 0) {
         std::ostringstream s;
         s << "row " << rows[i / static_cast<std::size_t>(n)] << " col "
-          << static_cast<std::int64_t>(i % static_cast<std::size_t>(n)) << ": out " << o
-          << " ref " << r;
+          << static_cast<std::int64_t>(i % static_cast<std::size_t>(n)) << ": out " << o << " ref "
+          << r;
         c.first_violation = s.str();
       }
     }

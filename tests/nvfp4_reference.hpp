@@ -82,8 +82,7 @@ HostNvfp4Weights random_full_range_weights(std::int64_t n, std::int64_t k, std::
 // N(0, stddev^2) rounded to `dtype`.
 std::vector<std::uint16_t> random_half_matrix(DType dtype, std::int64_t rows, std::int64_t cols,
                                               std::int64_t stride, std::uint64_t seed,
-                                              double stddev = 1.0,
-                                              std::uint16_t gap_bits = 0);
+                                              double stddev = 1.0, std::uint16_t gap_bits = 0);
 
 // ---- the FP64 reference ---------------------------------------------------------------------
 
@@ -112,12 +111,12 @@ std::vector<std::int64_t> sample_rows(std::int64_t m, std::int64_t max_rows, std
 // ---- comparing an output with the reference ----------------------------------------------------
 
 struct ReferenceComparison {
-  double relative_error = 0.0;   // ||out - ref|| / ||ref|| (Frobenius, 0 when ref is all zero)
-  double max_abs_error = 0.0;    // max |out - ref|
-  double max_abs_ref = 0.0;      // max |ref|
+  double relative_error = 0.0;        // ||out - ref|| / ||ref|| (Frobenius, 0 when ref is all zero)
+  double max_abs_error = 0.0;         // max |out - ref|
+  double max_abs_ref = 0.0;           // max |ref|
   std::int64_t non_finite_count = 0;  // NaN or inf outputs
   std::int64_t bound_violations = 0;  // elements above abs_tol*max|ref| + rel_tol*|ref|
-  std::string first_violation;   // "row r col c: out .. ref .." for the first one, or empty
+  std::string first_violation;        // "row r col c: out .. ref .." for the first one, or empty
   std::string summary() const;
 };
 

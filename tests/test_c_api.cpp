@@ -171,7 +171,8 @@ TEST_CASE("C ABI: a layer prepared and run through the C functions", "[capi][gpu
   desc.weight_scale = {d_scale, MARLINRT_E4M3, kN, kK / 16, 0};
   desc.weight_scale_2 = 1.0f;
   marlinrt_linear_t* layer = nullptr;
-  const marlinrt_status prepared = marlinrt_prepare_nvfp4_linear(&desc, MARLINRT_BF16, nullptr, &layer);
+  const marlinrt_status prepared =
+      marlinrt_prepare_nvfp4_linear(&desc, MARLINRT_BF16, nullptr, &layer);
   INFO(last_error());
   REQUIRE(prepared == MARLINRT_OK);
   REQUIRE(layer != nullptr);

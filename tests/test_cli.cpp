@@ -120,7 +120,8 @@ struct ToolFixture {
     ToolResult r = p.wait();
     // Shown with the next assertion if it fails.
     UNSCOPED_INFO("marlinrt " << args.front() << " exited " << r.exit_code << "; stdout:\n"
-                              << r.out << "\nstderr:\n" << r.err);
+                              << r.out << "\nstderr:\n"
+                              << r.err);
     return r;
   }
   ToolProcess start(const std::vector<std::string>& args) {
@@ -263,7 +264,8 @@ TEST_CASE("marlinrt prebuild expands shapes files and arch-less keys", "[cli]") 
   CHECK(std::regex_search(dry.out, std::regex(R"(gemm/e2m1/g16/bf16/dense/\S+/sm_80)")));
   CHECK(entry_files(tool.cache.path).empty());  // a dry run compiles nothing
 
-  const ToolResult partial = tool.run({"prebuild", "--dry-run", "--arch", "sm_86,sm_89", "selftest"});
+  const ToolResult partial =
+      tool.run({"prebuild", "--dry-run", "--arch", "sm_86,sm_89", "selftest"});
   REQUIRE(partial.exit_code == 0);
   CHECK(partial.out == "selftest/sm_86\nselftest/sm_89\n");
 
@@ -277,7 +279,8 @@ TEST_CASE("marlinrt prebuild expands shapes files and arch-less keys", "[cli]") 
 TEST_CASE("marlinrt rejects bad keys, archs and usage with exit status 2", "[cli]") {
   if (!tool_built()) return;
   ToolFixture tool;
-  const ToolResult bad_key = tool.run({"prebuild", "gemm/e2m1/g16/bf16/dense/t100x128/m4/s4/w256/sm_90"});
+  const ToolResult bad_key =
+      tool.run({"prebuild", "gemm/e2m1/g16/bf16/dense/t100x128/m4/s4/w256/sm_90"});
   CHECK(bad_key.exit_code == 2);
   CHECK_THAT(bad_key.err, Catch::StartsWith("marlinrt: error: "));
   CHECK_THAT(bad_key.err, Catch::Contains("tile"));

@@ -4,9 +4,13 @@
 // (E2M1 code, E4M3 scale) product.
 #include <catch2/catch.hpp>
 
+// First: marlinrt::Stream must name the global CUstream_st that CUDA declares (see
+// include/marlinrt/runtime.hpp), as it does inside the library.
+#include <cuda_runtime_api.h>
+
 #include <algorithm>
-#include <cstdio>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <optional>
@@ -104,12 +108,14 @@ std::vector<std::uint16_t> check_linear(const HostNvfp4Weights& w,
   linear(stream.get(), MatrixView{x_dev.data(), dtype, m, k, spec.x_stride}, prepared,
          MutableMatrixView{y_dev.data(), dtype, m, n, spec.y_stride});
   stream.synchronize();
-  std::vector<std::uint16_t> y = y_dev.download_vector<std::uint16_t>(static_cast<std::size_t>(m * ys));
+  std::vector<std::uint16_t> y =
+      y_dev.download_vector<std::uint16_t>(static_cast<std::size_t>(m * ys));
 
   if (ys > n) {
     std::int64_t gap_writes = 0;
     for (std::int64_t r = 0; r < m; ++r) {
-      for (std::int64_t c = n; c < ys; ++c) gap_writes += y[static_cast<std::size_t>(r * ys + c)] != kPoisonBits;
+      for (std::int64_t c = n; c < ys; ++c)
+        gap_writes += y[static_cast<std::size_t>(r * ys + c)] != kPoisonBits;
     }
     CHECK(gap_writes == 0);
   }
@@ -145,8 +151,8 @@ struct Shape {
 // NVFP4.md's dense GEMM shapes (N, K).
 const std::vector<Shape>& checkpoint_dense_shapes() {
   static const std::vector<Shape> shapes = {
-      {6144, 4096},  {28672, 4096}, {4096, 14336}, {4096, 4096},  {10240, 8192},
-      {57344, 8192}, {8192, 28672}, {10304, 2688}, {2688, 4096},  {3712, 2688},
+      {6144, 4096},  {28672, 4096}, {4096, 14336}, {4096, 4096}, {10240, 8192},
+      {57344, 8192}, {8192, 28672}, {10304, 2688}, {2688, 4096}, {3712, 2688},
       {2688, 3712},  {36864, 7168}, {7168, 18432}};
   return shapes;
 }
@@ -159,7 +165,7 @@ TEST_CASE("dense linear matches the reference for M from 1 to 16384", "[dense][g
   MARLINRT_REQUIRE_GPU();
   const std::uint64_t seed = fresh_test_seed();
   INFO("seed " << seed);
-  const std::int64_t ms[] = {1,  2,  7,  8,   9,   15,  16,   17,  31,
+  const std::int64_t ms[] = {1,  2,  7,   8,   9,   15,   16,   17,   31,
                              33, 64, 100, 255, 256, 1000, 4096, 16384};
   CudaStream stream;
   ErrorLog log("M sweep");
@@ -176,7 +182,8 @@ TEST_CASE("dense linear matches the reference for M from 1 to 16384", "[dense][g
   std::uint64_t run = 100;
   for (const Layer& layer : layers) {
     for (DType dtype : kActivationDtypes) {
-      const std::vector<std::uint16_t> bias = random_bias(dtype, layer.host.n, mix_seed(seed, run++));
+      const std::vector<std::uint16_t> bias =
+          random_bias(dtype, layer.host.n, mix_seed(seed, run++));
       const std::vector<std::uint16_t>* bias_ptr = layer.bias ? &bias : nullptr;
       PreparedTestLayer prepared = prepare_host_layer(layer.host, dtype, stream.get(), bias_ptr);
       CHECK(prepared.linear.n() == layer.host.n);
@@ -394,8 +401,9 @@ TEST_CASE("every E4M3 scale times every E2M1 code comes out exactly", "[dense][g
   for (int b = 0x80; b < 0xFF; ++b) negative.push_back(static_cast<std::uint8_t>(b));
   // ws2: exact; tiny (results underflow into fp16 subnormals and zero); and two with mantissa
   // bits that force the final rounding (the fp32 product stays exact, so one rounding).
-  const float global_scales[] = {1.0f, std::ldexp(1.0f, -20), 1.0f + std::ldexp(1.0f, -9) +
-                                 std::ldexp(1.0f, -12), 0.75f * std::ldexp(1.0f, -3)};
+  const float global_scales[] = {1.0f, std::ldexp(1.0f, -20),
+                                 1.0f + std::ldexp(1.0f, -9) + std::ldexp(1.0f, -12),
+                                 0.75f * std::ldexp(1.0f, -3)};
   for (DType dtype : kActivationDtypes) {
     std::vector<std::uint16_t> x(static_cast<std::size_t>(m * k), half_bits_from_double(dtype, 0));
     for (std::int64_t i = 0; i < 16; ++i) {
@@ -408,8 +416,8 @@ TEST_CASE("every E4M3 scale times every E2M1 code comes out exactly", "[dense][g
       bytes.push_back(0x38);  // 128 rows: exactness is tested here, not odd N
       const auto n = static_cast<std::int64_t>(bytes.size());
       for (const float ws2 : global_scales) {
-        INFO(dtype_name(dtype) << (use_negative ? " negative" : " non-negative")
-                               << " scales, ws2 " << ws2);
+        INFO(dtype_name(dtype) << (use_negative ? " negative" : " non-negative") << " scales, ws2 "
+                               << ws2);
         HostNvfp4Weights w;
         w.n = n;
         w.k = k;

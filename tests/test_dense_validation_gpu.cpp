@@ -2,6 +2,10 @@
 // invalid_argument (or unsupported) and a message that names the problem.
 #include <catch2/catch.hpp>
 
+// First: marlinrt::Stream must name the global CUstream_st that CUDA declares (see
+// include/marlinrt/runtime.hpp), as it does inside the library.
+#include <cuda_runtime_api.h>
+
 #include <algorithm>
 #include <cctype>
 #include <optional>
@@ -236,8 +240,8 @@ TEST_CASE("a prepared weight is refused on another device", "[dense][gpu]") {
   std::optional<PreparedTestLayer> prepared;
   {
     CudaStream stream0;
-    prepared.emplace(prepare_host_layer(random_exporter_weights(n, k, seed, 0.02), DType::bf16,
-                                        stream0.get()));
+    prepared.emplace(
+        prepare_host_layer(random_exporter_weights(n, k, seed, 0.02), DType::bf16, stream0.get()));
   }
   CHECK(prepared->linear.device() == 0);
   check_cuda(cudaSetDevice(1), "cudaSetDevice(1)");

@@ -121,7 +121,7 @@ TEST_CASE("f16 rounding: ties to even, subnormals, overflow", "[reference]") {
   CHECK(f16_bits_from_double(1.0 + std::ldexp(1.0, -11)) == 0x3C00);      // tie -> even
   CHECK(f16_bits_from_double(1.0 + 3 * std::ldexp(1.0, -11)) == 0x3C02);  // tie -> even
   CHECK(f16_bits_from_double(1.0 + std::ldexp(1.0, -11) + 1e-12) == 0x3C01);
-  CHECK(f16_bits_from_double(std::ldexp(1.0, -14)) == 0x0400);  // smallest normal
+  CHECK(f16_bits_from_double(std::ldexp(1.0, -14)) == 0x0400);     // smallest normal
   CHECK(f16_bits_from_double(std::ldexp(1023.0, -24)) == 0x03FF);  // largest subnormal
   CHECK(f16_bits_from_double(std::ldexp(1023.5, -24)) == 0x0400);  // rounds up into normals
   CHECK(f16_bits_from_double(std::ldexp(1.0, -24)) == 0x0001);
@@ -284,7 +284,8 @@ TEST_CASE("the exporter quantizer on normal data: scales in range, nearest codes
   std::normal_distribution<float> normal(0.0f, static_cast<float>(stddev));
   std::vector<float> dense(static_cast<std::size_t>(n * k));
   for (float& v : dense) v = normal(rng);
-  for (int i = 0; i < 16; ++i) dense[static_cast<std::size_t>(3 * k + 32 + i)] = 0.0f;  // zero block
+  for (int i = 0; i < 16; ++i)
+    dense[static_cast<std::size_t>(3 * k + 32 + i)] = 0.0f;  // zero block
   // A block of tiny values: its wanted scale is below 2^-9 and must clamp to it.
   for (int i = 0; i < 16; ++i) dense[static_cast<std::size_t>(5 * k + i)] = 1e-7f * stddev;
 
@@ -359,8 +360,8 @@ TEST_CASE("reference linear: hand-computed values and bias", "[reference]") {
   w.scales = {0x38, 0x30};  // 1.0, 0.5
   w.weight_scale_2 = 0.25f;
   for (int col = 0; col < 16; ++col) {
-    w.set_code(0, col, 2);                   // 1.0
-    w.set_code(1, col, col % 2 ? 9 : 7);     // -0.5, 6
+    w.set_code(0, col, 2);                // 1.0
+    w.set_code(1, col, col % 2 ? 9 : 7);  // -0.5, 6
   }
   for (const DType dtype : {DType::f16, DType::bf16}) {
     std::vector<std::uint16_t> x(32);
@@ -400,8 +401,7 @@ TEST_CASE("reference linear: row subsets, thread counts, strides and a naive sum
   const std::vector<double> subset = reference_linear(w, xr, {8, 3}, &bias, 2);
   for (std::int64_t col = 0; col < n; ++col) {
     CHECK(subset[static_cast<std::size_t>(col)] == full[static_cast<std::size_t>(8 * n + col)]);
-    CHECK(subset[static_cast<std::size_t>(n + col)] ==
-          full[static_cast<std::size_t>(3 * n + col)]);
+    CHECK(subset[static_cast<std::size_t>(n + col)] == full[static_cast<std::size_t>(3 * n + col)]);
   }
   for (std::int64_t row = 0; row < m; ++row) {
     for (std::int64_t col = 0; col < n; ++col) {

@@ -62,7 +62,9 @@ class DeviceMemory {
 
 class StreamHandle {
  public:
-  StreamHandle() { check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate"); }
+  StreamHandle() {
+    check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+  }
   ~StreamHandle() { cudaStreamDestroy(stream_); }
   StreamHandle(const StreamHandle&) = delete;
   StreamHandle& operator=(const StreamHandle&) = delete;
@@ -90,7 +92,8 @@ void upload(void* dst, const void* src, std::size_t bytes, cudaStream_t stream) 
   check_cuda(cudaStreamSynchronize(stream), "upload");
 }
 
-// ---- cuBLAS, loaded at run time (the library itself never links it) ------------------------------
+// ---- cuBLAS, loaded at run time (the library itself never links it)
+// ------------------------------
 
 // The few cuBLAS ABI values used (stable since cuBLAS 11), declared here rather than through
 // cublas_api.h, which drags cuda_fp16.h/cuda_bf16.h into this translation unit.
@@ -146,8 +149,8 @@ class Cublas {
   }
 
   // y[M, N] = x[M, K] * W[N, K]^T, all row-major 16-bit, FP32 accumulation.
-  void gemm(cudaStream_t stream, DType dtype, const void* w, const void* x, void* y,
-            std::int64_t m, std::int64_t n, std::int64_t k) {
+  void gemm(cudaStream_t stream, DType dtype, const void* w, const void* x, void* y, std::int64_t m,
+            std::int64_t n, std::int64_t k) {
     check_status(set_stream_(handle_, stream), "cublasSetStream_v2");
     const float alpha = 1.0f, beta = 0.0f;
     const cudaDataType type = dtype == DType::bf16 ? CUDA_R_16BF : CUDA_R_16F;
@@ -191,7 +194,8 @@ class Cublas {
   cublasHandle_t handle_ = nullptr;
 };
 
-// ---- timing ---------------------------------------------------------------------------------------
+// ---- timing
+// ---------------------------------------------------------------------------------------
 
 // Holds the stream at a host callback until the timed launches are all queued, so the GPU runs
 // them back to back and the events measure kernel time rather than host launch latency. The
@@ -222,8 +226,8 @@ double median_launch_us(cudaStream_t stream, int warmup, int repetitions,
   check_cuda(cudaEventSynchronize(probe_end.get()), "cudaEventSynchronize");
   float probe_ms = 0.0f;
   check_cuda(cudaEventElapsedTime(&probe_ms, probe_start.get(), probe_end.get()), "elapsed");
-  const int reps = std::clamp(static_cast<int>(2000.0 / std::max(probe_ms, 1e-3f)), 5,
-                              std::max(5, repetitions));
+  const int reps =
+      std::clamp(static_cast<int>(2000.0 / std::max(probe_ms, 1e-3f)), 5, std::max(5, repetitions));
 
   constexpr int kBatch = 32;
   std::vector<EventHandle> events(kBatch + 1);
@@ -265,11 +269,13 @@ double measure_copy_bandwidth(cudaStream_t stream) {
   return 2.0 * static_cast<double>(bytes) / us;
 }
 
-// ---- random layers and activations ----------------------------------------------------------------
+// ---- random layers and activations
+// ----------------------------------------------------------------
 
-void parallel_chunks(std::int64_t count, const std::function<void(std::int64_t, std::int64_t)>& body) {
-  const std::int64_t threads =
-      std::clamp<std::int64_t>(std::thread::hardware_concurrency(), 1, std::max<std::int64_t>(1, count));
+void parallel_chunks(std::int64_t count,
+                     const std::function<void(std::int64_t, std::int64_t)>& body) {
+  const std::int64_t threads = std::clamp<std::int64_t>(std::thread::hardware_concurrency(), 1,
+                                                        std::max<std::int64_t>(1, count));
   const std::int64_t chunk = (count + threads - 1) / threads;
   std::vector<std::thread> pool;
   for (std::int64_t t = 1; t < threads; ++t) {
@@ -288,8 +294,8 @@ std::uint64_t next_random(std::uint64_t& state) {  // xorshift64*
 
 double e4m3_to_double(std::uint8_t byte) {
   const int exponent = (byte >> 3) & 0xF, mantissa = byte & 7;
-  const double magnitude = exponent == 0 ? std::ldexp(mantissa, -9)
-                                         : std::ldexp(1.0 + mantissa / 8.0, exponent - 7);
+  const double magnitude =
+      exponent == 0 ? std::ldexp(mantissa, -9) : std::ldexp(1.0 + mantissa / 8.0, exponent - 7);
   return (byte & 0x80) ? -magnitude : magnitude;
 }
 
@@ -378,8 +384,8 @@ struct CaseResult {
   int weight_copies = 0;
   double us = 0.0;
   double cublas_us = NAN;
-  double target_us = NAN;    // M <= 16 only
-  double rel_diff = NAN;     // vs cuBLAS, M <= 256 only
+  double target_us = NAN;  // M <= 16 only
+  double rel_diff = NAN;   // vs cuBLAS, M <= 256 only
 };
 
 std::string shape_label(const DenseBenchShape& s) {
@@ -424,14 +430,13 @@ void write_csv(const std::filesystem::path& path, const std::vector<CaseResult>&
   for (const CaseResult& r : results) {
     const double bytes = static_cast<double>(r.n * r.k / 2 + r.n * r.k / 16);
     const double flops = 2.0 * static_cast<double>(r.m) * r.n * r.k;
-    csv << '"' << r.shape << "\"," << r.n << ',' << r.k << ',' << r.m << ','
-        << dtype_name(r.dtype) << ',' << r.us << ',' << bytes / r.us / 1e3 << ','
-        << flops / r.us / 1e6 << ',' << format_number(r.cublas_us, "%.3f") << ','
-        << format_number(r.cublas_us / r.us, "%.4f") << ','
-        << format_number(r.target_us, "%.3f") << ','
+    csv << '"' << r.shape << "\"," << r.n << ',' << r.k << ',' << r.m << ',' << dtype_name(r.dtype)
+        << ',' << r.us << ',' << bytes / r.us / 1e3 << ',' << flops / r.us / 1e6 << ','
+        << format_number(r.cublas_us, "%.3f") << ',' << format_number(r.cublas_us / r.us, "%.4f")
+        << ',' << format_number(r.target_us, "%.3f") << ','
         << (std::isnan(r.target_us) ? "" : (r.us <= r.target_us ? "yes" : "no")) << ','
-        << r.weight_copies << ',' << format_number(r.rel_diff, "%.3g") << ','
-        << copy_bw / 1e3 << '\n';
+        << r.weight_copies << ',' << format_number(r.rel_diff, "%.3g") << ',' << copy_bw / 1e3
+        << '\n';
   }
   if (!csv) {
     throw Error(Status::invalid_argument, "bench dense: cannot write " + path.string());
@@ -443,7 +448,8 @@ void write_plots(const std::filesystem::path& dir, const std::vector<CaseResult>
                  bool have_cublas) {
   for (std::size_t d = 0; d < dtypes.size(); ++d) {
     LineChart chart;
-    chart.title = std::string("NVFP4 dense speed-up vs cuBLAS ") + std::string(dtype_name(dtypes[d]));
+    chart.title =
+        std::string("NVFP4 dense speed-up vs cuBLAS ") + std::string(dtype_name(dtypes[d]));
     chart.x_label = "M (tokens)";
     chart.y_label = "speed-up";
     chart.log_x = true;
@@ -460,8 +466,9 @@ void write_plots(const std::filesystem::path& dir, const std::vector<CaseResult>
         chart.series.push_back(std::move(series));
       }
     }
-    const std::string name = d == 0 ? "dense_speedup.png"
-                                    : "dense_speedup_" + std::string(dtype_name(dtypes[d])) + ".png";
+    const std::string name = d == 0
+                                 ? "dense_speedup.png"
+                                 : "dense_speedup_" + std::string(dtype_name(dtypes[d])) + ".png";
     write_png((dir / name).string(), render_line_chart(chart));
   }
 }
@@ -469,12 +476,12 @@ void write_plots(const std::filesystem::path& dir, const std::vector<CaseResult>
 }  // namespace
 
 std::vector<DenseBenchShape> default_dense_bench_shapes() {
-  return {{6144, 4096, "L3.1-8B qkv"},       {28672, 4096, "L3.1-8B gate_up"},
-          {4096, 14336, "L3.1-8B down"},     {4096, 4096, "L3.1-8B o"},
-          {10240, 8192, "L3.3-70B qkv"},     {57344, 8192, "L3.3-70B gate_up"},
-          {8192, 28672, "L3.3-70B down"},    {10304, 2688, "Nano in_proj"},
-          {2688, 4096, "Nano out_proj"},     {3712, 2688, "Nano shared up"},
-          {2688, 3712, "Nano shared down"},  {36864, 7168, "DSR1 gate_up"},
+  return {{6144, 4096, "L3.1-8B qkv"},      {28672, 4096, "L3.1-8B gate_up"},
+          {4096, 14336, "L3.1-8B down"},    {4096, 4096, "L3.1-8B o"},
+          {10240, 8192, "L3.3-70B qkv"},    {57344, 8192, "L3.3-70B gate_up"},
+          {8192, 28672, "L3.3-70B down"},   {10304, 2688, "Nano in_proj"},
+          {2688, 4096, "Nano out_proj"},    {3712, 2688, "Nano shared up"},
+          {2688, 3712, "Nano shared down"}, {36864, 7168, "DSR1 gate_up"},
           {7168, 18432, "DSR1 down"}};
 }
 
@@ -488,7 +495,8 @@ int run_bench_dense(const BenchDenseOptions& given) {
   validate(options);
 
   int device_count = 0;
-  if (const cudaError_t e = cudaGetDeviceCount(&device_count); e != cudaSuccess || device_count == 0) {
+  if (const cudaError_t e = cudaGetDeviceCount(&device_count);
+      e != cudaSuccess || device_count == 0) {
     throw Error(Status::no_device, std::string("bench dense needs a CUDA GPU: ") +
                                        (e != cudaSuccess ? cudaGetErrorString(e) : "none found"));
   }
@@ -513,8 +521,8 @@ int run_bench_dense(const BenchDenseOptions& given) {
   std::printf("bench dense on %s (%d SMs, L2 %d MiB): device copy %.0f GB/s (read+write)\n",
               props.name, props.multiProcessorCount, l2_bytes >> 20, copy_bw / 1e3);
   if (!cublas) std::printf("warning: %s; cuBLAS columns are left empty\n", cublas_why.c_str());
-  std::printf("%-28s %6s %6s %6s %5s %10s %8s %8s %10s %8s %10s\n", "shape", "N", "K", "M",
-              "dtype", "us", "GB/s", "TFLOP/s", "cuBLAS us", "speedup", "target us");
+  std::printf("%-28s %6s %6s %6s %5s %10s %8s %8s %10s %8s %10s\n", "shape", "N", "K", "M", "dtype",
+              "us", "GB/s", "TFLOP/s", "cuBLAS us", "speedup", "target us");
   std::fflush(stdout);
 
   const std::int64_t max_m = *std::max_element(options.m_values.begin(), options.m_values.end());
@@ -542,7 +550,8 @@ int run_bench_dense(const BenchDenseOptions& given) {
       }
       stream.sync();
       const std::size_t dense_bytes = static_cast<std::size_t>(n * k) * 2;
-      const int dense_copies = static_cast<int>(2 * static_cast<std::size_t>(l2_bytes) / dense_bytes) + 1;
+      const int dense_copies =
+          static_cast<int>(2 * static_cast<std::size_t>(l2_bytes) / dense_bytes) + 1;
       std::vector<DeviceMemory> dense;
       if (cublas) {
         const std::vector<std::uint16_t> w16 = dequantize(host, n, k, dtype);
@@ -575,18 +584,21 @@ int run_bench_dense(const BenchDenseOptions& given) {
         if (cublas) {
           r.cublas_us =
               median_launch_us(stream.get(), options.warmup, options.repetitions, [&](int i) {
-                cublas->gemm(stream.get(), dtype, dense[static_cast<std::size_t>(i % dense_copies)].get(),
-                             x.get(), y.get(), m, n, k);
+                cublas->gemm(stream.get(), dtype,
+                             dense[static_cast<std::size_t>(i % dense_copies)].get(), x.get(),
+                             y.get(), m, n, k);
               });
           if (m <= 256) {  // the two results should agree: a fast wrong answer is no answer
             const std::size_t count = static_cast<std::size_t>(m * n);
             std::vector<std::uint16_t> ours(count), theirs(count);
             linear(stream.get(), xv, prepared[0], yv);
             check_cuda(cudaMemcpyAsync(ours.data(), y.get(), count * 2, cudaMemcpyDeviceToHost,
-                                       stream.get()), "download");
+                                       stream.get()),
+                       "download");
             cublas->gemm(stream.get(), dtype, dense[0].get(), x.get(), y.get(), m, n, k);
             check_cuda(cudaMemcpyAsync(theirs.data(), y.get(), count * 2, cudaMemcpyDeviceToHost,
-                                       stream.get()), "download");
+                                       stream.get()),
+                       "download");
             stream.sync();
             r.rel_diff = relative_difference(ours, theirs, dtype);
           }
@@ -596,10 +608,10 @@ int run_bench_dense(const BenchDenseOptions& given) {
         const double tflops = 2.0 * static_cast<double>(m) * n * k / r.us / 1e6;
         std::string target = format_number(r.target_us, "%.1f");
         if (!std::isnan(r.target_us)) target += r.us <= r.target_us ? " ok" : " MISS";
-        std::printf("%-28s %6lld %6lld %6lld %5s %10.1f %8.0f %8.1f %10s %8s %10s",
-                    r.shape.c_str(), static_cast<long long>(n), static_cast<long long>(k),
-                    static_cast<long long>(m), std::string(dtype_name(dtype)).c_str(), r.us, gbps,
-                    tflops, format_number(r.cublas_us, "%.1f").c_str(),
+        std::printf("%-28s %6lld %6lld %6lld %5s %10.1f %8.0f %8.1f %10s %8s %10s", r.shape.c_str(),
+                    static_cast<long long>(n), static_cast<long long>(k), static_cast<long long>(m),
+                    std::string(dtype_name(dtype)).c_str(), r.us, gbps, tflops,
+                    format_number(r.cublas_us, "%.1f").c_str(),
                     format_number(r.cublas_us / r.us, "%.2fx").c_str(), target.c_str());
         if (!std::isnan(r.rel_diff) && r.rel_diff > 2e-2) {
           std::printf("  (differs from cuBLAS: rel %.3g)", r.rel_diff);

@@ -21,12 +21,12 @@ std::vector<DenseBenchShape> default_dense_bench_shapes();
 
 // Empty lists and non-positive counts select the defaults.
 struct BenchDenseOptions {
-  std::string output_dir = "bench-out";        // created if missing
-  std::vector<DenseBenchShape> shapes;          // default: default_dense_bench_shapes()
-  std::vector<std::int64_t> m_values;           // default: 1, 16, 64, 256, 1024, 4096, 16384
-  std::vector<DType> dtypes;                    // default: bf16, f16
-  int warmup = 10;                              // untimed launches per case
-  int repetitions = 50;                         // timed launches per case (median reported)
+  std::string output_dir = "bench-out";  // created if missing
+  std::vector<DenseBenchShape> shapes;   // default: default_dense_bench_shapes()
+  std::vector<std::int64_t> m_values;    // default: 1, 16, 64, 256, 1024, 4096, 16384
+  std::vector<DType> dtypes;             // default: bf16, f16
+  int warmup = 10;                       // untimed launches per case
+  int repetitions = 50;                  // timed launches per case (median reported)
 };
 
 // Runs every (shape, M, dtype) case, prints a table to stdout, writes

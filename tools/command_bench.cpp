@@ -46,8 +46,8 @@ std::vector<DenseBenchShape> parse_bench_shapes(const std::string& text) {
       detail::fail(Status::invalid_argument,
                    "--shapes '{}': '{}' is neither NxK nor an existing file", text, item);
     }
-    shapes.push_back({parse_dimension(item.substr(0, x), text),
-                      parse_dimension(item.substr(x + 1), text), ""});
+    shapes.push_back(
+        {parse_dimension(item.substr(0, x), text), parse_dimension(item.substr(x + 1), text), ""});
     if (comma == std::string_view::npos) break;
     rest.remove_prefix(comma + 1);
   }

@@ -8,11 +8,11 @@
 namespace marlinrt::cli {
 
 struct BenchDenseArgs {
-  std::string out = "bench-out";     // output directory (dense.csv, dense_speedup.png)
-  std::string shapes;                // "NxK,NxK" or a shapes JSON file; empty: NVFP4.md's shapes
-  std::vector<std::int64_t> m;       // token counts; empty: the benchmark's default list
-  std::vector<std::string> dtypes;   // "bf16", "f16"; empty: both
-  int warmup = -1;                   // -1: the benchmark's default
+  std::string out = "bench-out";    // output directory (dense.csv, dense_speedup.png)
+  std::string shapes;               // "NxK,NxK" or a shapes JSON file; empty: NVFP4.md's shapes
+  std::vector<std::int64_t> m;      // token counts; empty: the benchmark's default list
+  std::vector<std::string> dtypes;  // "bf16", "f16"; empty: both
+  int warmup = -1;                  // -1: the benchmark's default
   int reps = -1;
 };
 

@@ -108,16 +108,11 @@ int stats(const detail::DiskCache& cache, bool json) {
   const std::uint64_t bytes = total_bytes(entries);
   const std::size_t failures = count_failure_records(config.dir);
   if (json) {
-    nlohmann::json out = {{"dir", config.dir.string()},
-                          {"usable", cache.usable()},
-                          {"disabled", config.disabled},
-                          {"entries", entries.size()},
-                          {"invalid_entries", invalid},
-                          {"bytes", bytes},
-                          {"max_bytes", config.max_bytes},
-                          {"failed_compiles", failures},
-                          {"entries_by_kind", by_kind},
-                          {"entries_by_arch", by_arch}};
+    nlohmann::json out = {{"dir", config.dir.string()},    {"usable", cache.usable()},
+                          {"disabled", config.disabled},   {"entries", entries.size()},
+                          {"invalid_entries", invalid},    {"bytes", bytes},
+                          {"max_bytes", config.max_bytes}, {"failed_compiles", failures},
+                          {"entries_by_kind", by_kind},    {"entries_by_arch", by_arch}};
     if (!cache.usable()) out["unusable_reason"] = cache.unusable_reason();
     fmt::print("{}\n", out.dump(2));
     return 0;
@@ -135,8 +130,10 @@ int stats(const detail::DiskCache& cache, bool json) {
     fmt::print("used:            {:.1f}% of the cap\n", 100.0 * bytes / config.max_bytes);
   }
   std::string kinds, archs;
-  for (const auto& [name, n] : by_kind) kinds += fmt::format("{}{} {}", kinds.empty() ? "" : ", ", n, name);
-  for (const auto& [name, n] : by_arch) archs += fmt::format("{}{} {}", archs.empty() ? "" : ", ", n, name);
+  for (const auto& [name, n] : by_kind)
+    kinds += fmt::format("{}{} {}", kinds.empty() ? "" : ", ", n, name);
+  for (const auto& [name, n] : by_arch)
+    archs += fmt::format("{}{} {}", archs.empty() ? "" : ", ", n, name);
   fmt::print("by kind:         {}\n", kinds.empty() ? "-" : kinds);
   fmt::print("by arch:         {}\n", archs.empty() ? "-" : archs);
   fmt::print("failed compiles: {}{}\n", failures,

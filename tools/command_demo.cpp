@@ -74,8 +74,9 @@ double e4m3_value(std::uint8_t byte) {
 
 int demo_without_gpu(const DemoOptions& options, const std::string& reason) {
   fmt::print("marlinrt demo: no usable GPU here ({}).\n", reason);
-  fmt::print("Showing the library's view of this machine, then compiling the weight-preparation "
-             "kernels into the cache (NVRTC needs no GPU).\n\n");
+  fmt::print(
+      "Showing the library's view of this machine, then compiling the weight-preparation "
+      "kernels into the cache (NVRTC needs no GPU).\n\n");
   run_info(InfoOptions{});
   PrebuildOptions prebuild;
   std::vector<std::string> archs = options.archs;
@@ -113,8 +114,8 @@ int demo_with_gpu(const DemoOptions& options, const GpuInfo& gpu) {
   std::vector<std::uint16_t> x(static_cast<std::size_t>(m * k));
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
   for (auto& v : x) v = half_from_float(dtype, uniform(rng));
-  fmt::print("  layer: N={} K={}, {} activations, M={} tokens, random NVFP4 weights (seed {})\n",
-             n, k, dtype_name(dtype), m, options.seed);
+  fmt::print("  layer: N={} K={}, {} activations, M={} tokens, random NVFP4 weights (seed {})\n", n,
+             k, dtype_name(dtype), m, options.seed);
 
   DeviceBytes d_weight(weight.size()), d_scale(scale.size()), d_x(x.size() * 2),
       d_y(static_cast<std::size_t>(m * n) * 2);
@@ -184,8 +185,7 @@ int demo_with_gpu(const DemoOptions& options, const GpuInfo& gpu) {
       for (std::int64_t i = 0; i < k; ++i) {
         const std::uint8_t byte = weight[static_cast<std::size_t>(col * (k / 2) + i / 2)];
         const double w = e2m1_value((i & 1) ? byte >> 4 : byte & 0xf) *
-                         e4m3_value(scale[static_cast<std::size_t>(col * (k / 16) + i / 16)]) *
-                         ws2;
+                         e4m3_value(scale[static_cast<std::size_t>(col * (k / 16) + i / 16)]) * ws2;
         acc += w * half_to_float(dtype, x[static_cast<std::size_t>(row * k + i)]);
       }
       const double out = half_to_float(dtype, y[static_cast<std::size_t>(row * n + col)]);
@@ -199,9 +199,10 @@ int demo_with_gpu(const DemoOptions& options, const GpuInfo& gpu) {
   const double rel = std::sqrt(err2 / std::max(ref2, 1e-30));
   const double tolerance = dtype == DType::bf16 ? 4e-3 : 5e-4;
   const bool ok = finite && rel <= tolerance;
-  fmt::print("  check vs host ({} rows, all columns): relative error {:.2e}, max |error| {:.3g} "
-             "(max |ref| {:.3g}), tolerance {:.0e}: {}\n",
-             rows_checked, rel, max_err, max_ref, tolerance, ok ? "OK" : "FAILED");
+  fmt::print(
+      "  check vs host ({} rows, all columns): relative error {:.2e}, max |error| {:.3g} "
+      "(max |ref| {:.3g}), tolerance {:.0e}: {}\n",
+      rows_checked, rel, max_err, max_ref, tolerance, ok ? "OK" : "FAILED");
   const JitStats s = jit_stats();
   fmt::print("  JIT: {} compiled ({:.2f} s), {} from the disk cache, {} already loaded\n",
              s.compiles, s.compile_seconds, s.disk_hits, s.memory_hits);
@@ -213,8 +214,8 @@ int demo_with_gpu(const DemoOptions& options, const GpuInfo& gpu) {
 int run_demo(const DemoOptions& options) {
   const GpuInventory& inventory = gpu_inventory();
   if (!inventory.driver_usable || inventory.gpus.empty()) {
-    return demo_without_gpu(options, inventory.driver_usable ? "the driver reports no GPUs"
-                                                             : inventory.driver_reason);
+    return demo_without_gpu(
+        options, inventory.driver_usable ? "the driver reports no GPUs" : inventory.driver_reason);
   }
   return demo_with_gpu(options, inventory.gpus.front());
 }

@@ -57,7 +57,8 @@ EntryCheck check_entry(const fs::path& path, const detail::CacheKey& key) {
   if (!check.problem.empty()) return check;
   check.stored_text = header.text;
   if (header.text != key.text) {
-    check.problem = "its stored key text differs from this key's (a hash collision or a planted file)";
+    check.problem =
+        "its stored key text differs from this key's (a hash collision or a planted file)";
     return check;
   }
   check.problem = detail::check_entry_payload(file, header);
@@ -118,8 +119,8 @@ bool explain_one(const KernelKey& kernel) {
     } else {
       verdict += " (never compiled with these settings)";
     }
-    verdict += fmt::format("\nfix:       marlinrt prebuild {}   (same MARLINRT_* settings)",
-                           key.label);
+    verdict +=
+        fmt::format("\nfix:       marlinrt prebuild {}   (same MARLINRT_* settings)", key.label);
   } else if (!entry.problem.empty()) {
     verdict = fmt::format(
         "miss: the entry is invalid ({}); a lookup removes it and recompiles\nfix:       "
@@ -128,12 +129,13 @@ bool explain_one(const KernelKey& kernel) {
   } else {
     hit = true;
     verdict = cache.usable() ? "hit: the entry is valid"
-                             : fmt::format("hit: the entry is valid (the cache serves reads but "
-                                           "not writes: {})",
-                                           cache.unusable_reason());
+                             : fmt::format(
+                                   "hit: the entry is valid (the cache serves reads but "
+                                   "not writes: {})",
+                                   cache.unusable_reason());
   }
-  fmt::print("exists:    {}\n", entry.exists ? (entry.problem.empty() ? "yes, valid" : "yes, INVALID")
-                                             : "no");
+  fmt::print("exists:    {}\n",
+             entry.exists ? (entry.problem.empty() ? "yes, valid" : "yes, INVALID") : "no");
   fmt::print("lookup:    {}\n", verdict);
   if (!hit && !detail::kernel_provider().options().jit_enabled) {
     fmt::print("           MARLINRT_JIT=off: this miss is an error (Status jit_disabled)\n");

@@ -21,9 +21,12 @@ namespace {
 
 std::string_view backend_name(Fp4Backend b) {
   switch (b) {
-    case Fp4Backend::marlin: return "marlin";
-    case Fp4Backend::native_fp4: return "native_fp4";
-    case Fp4Backend::unsupported: return "unsupported";
+    case Fp4Backend::marlin:
+      return "marlin";
+    case Fp4Backend::native_fp4:
+      return "native_fp4";
+    case Fp4Backend::unsupported:
+      return "unsupported";
   }
   return "?";
 }
@@ -103,12 +106,9 @@ int print_json(const GpuInventory& inv, const CacheReport& cache, const NvrtcRep
                     {"backend_reason", b.reason}});
   }
   const JitStats s = jit_stats();
-  nlohmann::json cache_json = {{"dir", cache.dir},
-                               {"disabled", cache.disabled},
-                               {"usable", cache.usable},
-                               {"max_bytes", cache.max_bytes},
-                               {"entries", cache.entries},
-                               {"bytes", cache.bytes}};
+  nlohmann::json cache_json = {{"dir", cache.dir},         {"disabled", cache.disabled},
+                               {"usable", cache.usable},   {"max_bytes", cache.max_bytes},
+                               {"entries", cache.entries}, {"bytes", cache.bytes}};
   if (!cache.unusable_reason.empty()) cache_json["unusable_reason"] = cache.unusable_reason;
   if (!cache.config_error.empty()) cache_json["error"] = cache.config_error;
   nlohmann::json nvrtc_json = {{"version", nvrtc.version}, {"options_sm_90", nvrtc.options}};
@@ -117,7 +117,9 @@ int print_json(const GpuInventory& inv, const CacheReport& cache, const NvrtcRep
       {"version", version()},
       {"kernel_abi_version", kernel_abi_version()},
       {"driver",
-       {{"usable", inv.driver_usable}, {"reason", inv.driver_reason}, {"version", inv.driver_version}}},
+       {{"usable", inv.driver_usable},
+        {"reason", inv.driver_reason},
+        {"version", inv.driver_version}}},
       {"gpus", gpus},
       {"nvrtc", nvrtc_json},
       {"cache", cache_json},
@@ -161,9 +163,10 @@ int print_text(const GpuInventory& inv, const CacheReport& cache, const NvrtcRep
   } else {
     fmt::print("Kernel cache:  {}\n", cache.dir);
     fmt::print("               usable: {}\n",
-               cache.usable ? std::string("yes")
-                            : fmt::format("no ({})", cache.disabled ? "MARLINRT_CACHE_DISABLE is set"
-                                                                   : cache.unusable_reason));
+               cache.usable
+                   ? std::string("yes")
+                   : fmt::format("no ({})", cache.disabled ? "MARLINRT_CACHE_DISABLE is set"
+                                                           : cache.unusable_reason));
     fmt::print("               {} entr{}, {}; cap {}\n", cache.entries,
                cache.entries == 1 ? "y" : "ies", format_bytes(cache.bytes),
                cache.max_bytes ? format_bytes(cache.max_bytes) : std::string("none"));
@@ -171,10 +174,10 @@ int print_text(const GpuInventory& inv, const CacheReport& cache, const NvrtcRep
   fmt::print("JIT:           MARLINRT_JIT={}, usage log (MARLINRT_RECORD): {}\n",
              env_or("MARLINRT_JIT", "on"), env_or("MARLINRT_RECORD", "off"));
   const JitStats s = jit_stats();
-  fmt::print("Counters:      {} memory hits, {} disk hits, {} misses, {} compiles ({:.2f} s), "
-             "{} failed (this process)\n",
-             s.memory_hits, s.disk_hits, s.misses, s.compiles, s.compile_seconds,
-             s.compile_failures);
+  fmt::print(
+      "Counters:      {} memory hits, {} disk hits, {} misses, {} compiles ({:.2f} s), "
+      "{} failed (this process)\n",
+      s.memory_hits, s.disk_hits, s.misses, s.compiles, s.compile_seconds, s.compile_failures);
   return 0;
 }
 

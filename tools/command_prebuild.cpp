@@ -44,10 +44,9 @@ class KeyList {
 // Every key the options ask for. Validates everything before anything is compiled.
 std::vector<KernelKey> collect_keys(const PrebuildOptions& options) {
   KeyList list;
-  const bool needs_archs =
-      !options.shapes_file.empty() ||
-      std::any_of(options.keys.begin(), options.keys.end(),
-                  [](const std::string& k) { return !key_text_has_arch(k); });
+  const bool needs_archs = !options.shapes_file.empty() ||
+                           std::any_of(options.keys.begin(), options.keys.end(),
+                                       [](const std::string& k) { return !key_text_has_arch(k); });
   std::vector<int> archs;
   if (needs_archs) {
     archs = resolve_target_archs(options.archs);
@@ -156,10 +155,11 @@ int run_prebuild(const PrebuildOptions& options) {
   for (auto& t : threads) t.join();
   bar.finish();
 
-  fmt::print("prebuild: {} kernel{} for {}: {} compiled, {} already cached, {} failed in {:.2f} s "
-             "(cache: {})\n",
-             keys.size(), keys.size() == 1 ? "" : "s", arch_list(keys), compiled.load(),
-             cached.load(), failed.load(), seconds_since(start), cache_dir);
+  fmt::print(
+      "prebuild: {} kernel{} for {}: {} compiled, {} already cached, {} failed in {:.2f} s "
+      "(cache: {})\n",
+      keys.size(), keys.size() == 1 ? "" : "s", arch_list(keys), compiled.load(), cached.load(),
+      failed.load(), seconds_since(start), cache_dir);
   return failed.load() == 0 ? 0 : 1;
 }
 

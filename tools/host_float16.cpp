@@ -13,7 +13,7 @@ std::uint16_t f16_from_float(float value) noexcept {
     return sign | (magnitude > 0x7f800000u ? 0x7e00u : 0x7c00u);
   }
   if (magnitude >= 0x477ff000u) return sign | 0x7c00u;  // >= 65520 rounds to inf
-  if (magnitude < 0x38800000u) {                         // below 2^-14: subnormal result
+  if (magnitude < 0x38800000u) {                        // below 2^-14: subnormal result
     // Units of 2^-24; scaling by a power of two is exact, nearbyint rounds to even.
     const float scaled = std::bit_cast<float>(magnitude) * 16777216.0f;
     return sign | static_cast<std::uint16_t>(std::nearbyint(scaled));

@@ -77,8 +77,9 @@ int run(int argc, char** argv) {
                    "the flagship part of each arch)")
       ->check(CLI::PositiveNumber);
   prebuild_cmd->add_flag("-v,--verbose", prebuild.verbose, "One line per kernel");
-  prebuild_cmd->add_flag("--dry-run", prebuild.dry_run,
-                         "Print the kernel keys that would be built, one per line; compile nothing");
+  prebuild_cmd->add_flag(
+      "--dry-run", prebuild.dry_run,
+      "Print the kernel keys that would be built, one per line; compile nothing");
   prebuild_cmd->callback([&] {
     if (prebuild.keys.empty() && prebuild.shapes_file.empty() && prebuild.replay_file.empty()) {
       throw CLI::ValidationError(
@@ -117,7 +118,8 @@ int run(int argc, char** argv) {
   // explain
   ExplainOptions explain;
   auto* explain_cmd = app.add_subcommand(
-      "explain", "Show a kernel's cache key parts and hash, its entry, and why a lookup would miss");
+      "explain",
+      "Show a kernel's cache key parts and hash, its entry, and why a lookup would miss");
   explain_cmd->add_option("key", explain.key, "Kernel key, e.g. repack_weights/sm_90")
       ->required()
       ->type_name("KEY");
@@ -130,7 +132,8 @@ int run(int argc, char** argv) {
       "demo",
       "See it work: with a GPU, run a random NVFP4 layer and check it; without, compile the "
       "preparation kernels into the cache");
-  add_arch_option(*demo_cmd, demo.archs, "Without a GPU: archs to compile for (default sm_80..sm_90)");
+  add_arch_option(*demo_cmd, demo.archs,
+                  "Without a GPU: archs to compile for (default sm_80..sm_90)");
   demo_cmd->add_option("--dtype", demo.dtype, "Activation dtype: bf16 or f16")
       ->check(CLI::IsMember({"bf16", "f16"}));
   demo_cmd->add_option("-m", demo.m, "Tokens (rows of x)")->check(CLI::PositiveNumber);

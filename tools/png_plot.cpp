@@ -164,15 +164,16 @@ constexpr Rgb kWhite{255, 255, 255};
 constexpr Rgb kGrid{225, 225, 225};
 constexpr Rgb kMarker{120, 120, 120};
 // Distinguishable line colours; cycled (with dashes on the second round) past the end.
-constexpr Rgb kPalette[] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44},   {214, 39, 40},
-                            {148, 103, 189}, {140, 86, 75}, {227, 119, 194}, {127, 127, 127},
-                            {188, 189, 34},  {23, 190, 207}, {0, 0, 128},    {128, 0, 0},
+constexpr Rgb kPalette[] = {{31, 119, 180},  {255, 127, 14}, {44, 160, 44},   {214, 39, 40},
+                            {148, 103, 189}, {140, 86, 75},  {227, 119, 194}, {127, 127, 127},
+                            {188, 189, 34},  {23, 190, 207}, {0, 0, 128},     {128, 0, 0},
                             {0, 100, 0},     {255, 215, 0}};
 constexpr int kPaletteSize = static_cast<int>(sizeof kPalette / sizeof kPalette[0]);
 
 }  // namespace
 
-// ---- Canvas --------------------------------------------------------------------------------------
+// ---- Canvas
+// --------------------------------------------------------------------------------------
 
 Canvas::Canvas(int width, int height, Rgb background)
     : width_(std::max(1, width)), height_(std::max(1, height)) {
@@ -309,15 +310,17 @@ std::vector<std::uint8_t> encode_png(const Canvas& canvas) {
 void write_png(const std::string& path, const Canvas& canvas) {
   const std::vector<std::uint8_t> bytes = encode_png(canvas);
   std::ofstream file(path, std::ios::binary | std::ios::trunc);
-  if (file) file.write(reinterpret_cast<const char*>(bytes.data()),
-                       static_cast<std::streamsize>(bytes.size()));
+  if (file)
+    file.write(reinterpret_cast<const char*>(bytes.data()),
+               static_cast<std::streamsize>(bytes.size()));
   if (!file) {
     throw Error(Status::invalid_argument,
                 "cannot write the PNG file '" + path + "': " + std::strerror(errno));
   }
 }
 
-// ---- the line chart ------------------------------------------------------------------------------
+// ---- the line chart
+// ------------------------------------------------------------------------------
 
 Canvas render_line_chart(const LineChart& chart) {
   Canvas canvas(chart.width, chart.height, kWhite);
@@ -363,8 +366,8 @@ Canvas render_line_chart(const LineChart& chart) {
   const int px0 = left, px1 = chart.width - right;
   const int py0 = top, py1 = chart.height - bottom;
   const auto to_px = [&](double x) {
-    return px0 + static_cast<int>(std::lround((map_x_value(x) - x_lo) / (x_hi - x_lo) *
-                                               (px1 - px0)));
+    return px0 +
+           static_cast<int>(std::lround((map_x_value(x) - x_lo) / (x_hi - x_lo) * (px1 - px0)));
   };
   const auto to_py = [&](double y) {
     return py1 - static_cast<int>(std::lround((y - y_lo) / (y_hi - y_lo) * (py1 - py0)));
@@ -408,8 +411,7 @@ Canvas render_line_chart(const LineChart& chart) {
   // Axes and their labels.
   canvas.line(px0, py1, px1, py1, kBlack);
   canvas.line(px0, py0, px0, py1, kBlack);
-  canvas.text((px0 + px1 - Canvas::text_width(chart.x_label)) / 2, py1 + 28, chart.x_label,
-              kBlack);
+  canvas.text((px0 + px1 - Canvas::text_width(chart.x_label)) / 2, py1 + 28, chart.x_label, kBlack);
   canvas.text(px0 - 40, py0 - 18, chart.y_label, kBlack);
 
   for (const auto& [value, label] : chart.horizontal_markers) {

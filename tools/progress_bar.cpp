@@ -55,9 +55,9 @@ void ProgressBar::draw_locked() {
   constexpr std::size_t kWidth = 30;
   const std::size_t filled = total_ ? done_ * kWidth / total_ : kWidth;
   const std::string bar = std::string(filled, '#') + std::string(kWidth - filled, '-');
-  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(
-                           std::chrono::steady_clock::now() - start_)
-                           .count();
+  const auto seconds =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start_)
+          .count();
   fmt::print(stdout, "\r\033[K[{}] {}/{}  {}  {}:{:02}", bar, done_, total_, status_, seconds / 60,
              seconds % 60);
   std::fflush(stdout);

@@ -34,11 +34,11 @@ std::vector<int> resolve_target_archs(const std::vector<std::string>& arch_args)
   const auto& inventory = gpu_inventory();
   for (const auto& gpu : inventory.gpus) add(gpu.compute_capability);
   if (archs.empty()) {
-    detail::fail(Status::invalid_argument,
-                 "no GPU found here ({}): pass the target architectures with --arch, e.g. "
-                 "--arch sm_80,sm_90",
-                 inventory.driver_usable ? "the driver reports no devices"
-                                         : inventory.driver_reason);
+    detail::fail(
+        Status::invalid_argument,
+        "no GPU found here ({}): pass the target architectures with --arch, e.g. "
+        "--arch sm_80,sm_90",
+        inventory.driver_usable ? "the driver reports no devices" : inventory.driver_reason);
   }
   // A GPU the kernels cannot target (e.g. sm_75) is an error, not a silent skip.
   for (int arch : archs) parse_arch(arch_name(arch));

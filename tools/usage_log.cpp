@@ -1,7 +1,7 @@
 #include "tools/usage_log.hpp"
 
-#include <fstream>
 #include <cstdint>
+#include <fstream>
 #include <string>
 #include <unordered_set>
 

@@ -91,9 +91,9 @@ typedef struct marlinrt_jit_stats_t {
 } marlinrt_jit_stats_t;
 
 typedef enum marlinrt_fp4_backend {
-  MARLINRT_BACKEND_MARLIN = 0,      /* SM80..SM9x: this library's W4A16 path */
-  MARLINRT_BACKEND_NATIVE_FP4 = 1,  /* SM100+: native FP4 exists; marlin still allowed */
-  MARLINRT_BACKEND_UNSUPPORTED = 2  /* below SM80 */
+  MARLINRT_BACKEND_MARLIN = 0,     /* SM80..SM9x: this library's W4A16 path */
+  MARLINRT_BACKEND_NATIVE_FP4 = 1, /* SM100+: native FP4 exists; marlin still allowed */
+  MARLINRT_BACKEND_UNSUPPORTED = 2 /* below SM80 */
 } marlinrt_fp4_backend;
 
 typedef struct marlinrt_backend_choice {
