@@ -154,7 +154,7 @@ marlinrt_status marlinrt_prepare_nvfp4_linear(const marlinrt_nvfp4_linear_desc* 
     layer.bias = desc->bias;
     auto prepared = marlinrt::prepare_nvfp4_linear(layer, static_cast<marlinrt::DType>(act),
                                                    static_cast<marlinrt::Stream>(stream));
-    *out = new marlinrt_linear{std::move(prepared)};
+    *out = new marlinrt_linear_t{std::move(prepared)};
     return MARLINRT_OK;
   });
 }

@@ -38,7 +38,7 @@ std::vector<std::uint8_t> repack_scales_host(std::span<const std::uint8_t> scale
 
 // What the kernel's in-register decode (fp4_decode.cuh) produces for an E4M3 byte,
 // emulated with the same bit placement and exact power-of-two products, as a double:
-// the scale times 2^7 for both dtypes. NaN bytes give NaN.
+// the scale times 2^7 (f16) or 2^119 (bf16). NaN bytes decode to junk: prepare rejects them.
 double kernel_scale_value(std::uint8_t e4m3, DType activation);
 // Same for an E2M1 code: the value times 2^-14 (f16) or 2^-126 (bf16).
 double kernel_weight_value(std::uint8_t e2m1, DType activation);

@@ -28,10 +28,11 @@ std::string render_gemm(const KernelKey& key) {
   const GemmTile& t = key.tile;
   return fmt::format(
       "#include \"gemm.cuh\"\n"
-      "extern \"C\" __global__ void __launch_bounds__({threads}, 1) marlinrt_kernel(const "
-      "marlinrt::kern::GemmParams params) {{\n"
-      "  marlinrt::kern::gemm_kernel<marlinrt::kern::GemmConfig<{act}, {tile_k}, {tile_n}, "
-      "{m_blocks}, {stages}, {threads}, {moe}, {actfn}, {gated}, {topkw}>>(params);\n"
+      "typedef marlinrt::kern::GemmConfig<{act}, {tile_k}, {tile_n}, {m_blocks}, {stages}, "
+      "{threads}, {moe}, {actfn}, {gated}, {topkw}> Cfg;\n"
+      "extern \"C\" __global__ void __launch_bounds__(Cfg::threads, Cfg::min_blocks_per_sm) "
+      "marlinrt_kernel(const marlinrt::kern::GemmParams params) {{\n"
+      "  marlinrt::kern::gemm_kernel<Cfg>(params);\n"
       "}}\n",
       fmt::arg("threads", t.threads), fmt::arg("act", activation_dtype_code(key.activation_dtype)),
       fmt::arg("tile_k", t.tile_k), fmt::arg("tile_n", t.tile_n),

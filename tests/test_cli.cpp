@@ -226,25 +226,24 @@ TEST_CASE("marlinrt prebuild compiles once, then reports the kernel cached", "[c
   CHECK(doc.at("bytes").get<std::uint64_t>() > 0);
   CHECK(doc.at("entries_by_arch").at("sm_90") == 1);
 
-  SECTION("explain says where the entry is and that a lookup hits") {
-    const ToolResult hit = tool.run({"explain", "repack_weights/sm_90"});
-    CHECK(hit.exit_code == 0);
-    CHECK_THAT(hit.out, Catch::Contains(entry_files(tool.cache.path).at(0).string()));
-    CHECK_THAT(hit.out, Catch::Contains("hit"));
-    const ToolResult miss = tool.run({"explain", "repack_scales/sm_90"});
-    CHECK(miss.exit_code == 1);
-    CHECK_THAT(miss.out, Catch::Contains("miss"));
-    CHECK_THAT(miss.out, Catch::Contains("marlinrt prebuild"));
-  }
-  SECTION("a replayed usage log skips comments and finds the kernel cached") {
-    const fs::path log = tool.logs.path / "usage.log";
-    std::ofstream(log) << "# recorded by MARLINRT_RECORD\n\n  repack_weights/sm_90  \n"
-                       << "repack_weights/sm_90\n";
-    const ToolResult replay = tool.run({"prebuild", "--replay", log.string()});
-    REQUIRE(replay.exit_code == 0);
-    CHECK(parse_summary(replay.out).kernels == 1);
-    CHECK(parse_summary(replay.out).cached == 1);
-  }
+  // explain: where the entry is, and whether a lookup hits.
+  const ToolResult hit = tool.run({"explain", "repack_weights/sm_90"});
+  CHECK(hit.exit_code == 0);
+  CHECK_THAT(hit.out, Catch::Contains(entry_files(tool.cache.path).at(0).string()));
+  CHECK_THAT(hit.out, Catch::Contains("lookup:    hit"));
+  const ToolResult miss = tool.run({"explain", "repack_scales/sm_90"});
+  CHECK(miss.exit_code == 1);
+  CHECK_THAT(miss.out, Catch::Contains("lookup:    miss"));
+  CHECK_THAT(miss.out, Catch::Contains("marlinrt prebuild repack_scales/sm_90"));
+
+  // A replayed usage log: comments, blanks and repeats skipped; the kernel is cached.
+  const fs::path log = tool.logs.path / "usage.log";
+  std::ofstream(log) << "# recorded by MARLINRT_RECORD\n\n  repack_weights/sm_90  \n"
+                     << "repack_weights/sm_90\n";
+  const ToolResult replay = tool.run({"prebuild", "--replay", log.string()});
+  REQUIRE(replay.exit_code == 0);
+  CHECK(parse_summary(replay.out).kernels == 1);
+  CHECK(parse_summary(replay.out).cached == 1);
 }
 
 TEST_CASE("marlinrt prebuild expands shapes files and arch-less keys", "[cli]") {
@@ -310,7 +309,27 @@ TEST_CASE("marlinrt rejects bad keys, archs and usage with exit status 2", "[cli
   CHECK(junk_env.exit_code == 2);
   CHECK_THAT(junk_env.err, Catch::Contains("MARLINRT_CACHE_MAX_BYTES"));
 
+  const ToolResult disabled = tool.run({"prebuild", "selftest/sm_80"}, {"MARLINRT_CACHE_DISABLE=1"});
+  CHECK(disabled.exit_code == 2);
+  CHECK_THAT(disabled.err, Catch::Contains("MARLINRT_CACHE_DISABLE"));
+
   CHECK(entry_files(tool.cache.path).empty());  // nothing was compiled for bad input
+}
+
+TEST_CASE("marlinrt explain names the key part that makes a lookup miss", "[cli]") {
+  if (!tool_built()) return;
+  ToolFixture tool;
+  const std::string option = "MARLINRT_NVRTC_OPTIONS=-DMARLINRT_EXPLAIN_TEST=1";
+  REQUIRE(tool.run({"prebuild", "selftest/sm_80"}, {option}).exit_code == 0);
+  const ToolResult same = tool.run({"explain", "selftest/sm_80"}, {option});
+  CHECK(same.exit_code == 0);
+  CHECK_THAT(same.out, Catch::Contains("-DMARLINRT_EXPLAIN_TEST=1"));  // a key part
+  const ToolResult other = tool.run({"explain", "selftest/sm_80"});
+  CHECK(other.exit_code == 1);
+  CHECK_THAT(other.out, Catch::Contains("An entry for the same kernel exists under another key"));
+  CHECK(std::regex_search(other.out, std::regex(R"(\n  - [^\n]*-DMARLINRT_EXPLAIN_TEST=1)")));
+  const ToolResult strict = tool.run({"explain", "selftest/sm_80"}, {"MARLINRT_JIT=off"});
+  CHECK_THAT(strict.out, Catch::Contains("MARLINRT_JIT=off"));
 }
 
 TEST_CASE("marlinrt cache verify names a damaged entry; prebuild then replaces it", "[cli]") {

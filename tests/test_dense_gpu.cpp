@@ -240,7 +240,9 @@ TEST_CASE("dense linear pads shapes that are not multiples of the tile", "[dense
   for (const Shape& shape : shapes) {
     const bool full_range = run % 2 == 0;
     const HostNvfp4Weights host =
-        full_range ? random_full_range_weights(shape.n, shape.k, mix_seed(seed, run), 1.0f, false)
+        // Global scale 1/16 keeps f16 outputs of full-range scales below 65504 at K = 10304
+        // (a true output beyond it must round to inf, which would be right but untestable).
+        full_range ? random_full_range_weights(shape.n, shape.k, mix_seed(seed, run), 0.0625f, false)
                    : random_exporter_weights(shape.n, shape.k, mix_seed(seed, run), 0.02);
     ++run;
     for (DType dtype : kActivationDtypes) {

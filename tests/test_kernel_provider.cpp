@@ -414,8 +414,9 @@ TEST_CASE("MARLINRT_RECORD lists each requested key once", "[jit]") {
 }
 
 TEST_CASE("describe_cache_key and the public runtime entry points", "[jit]") {
-  TempDir dir;
-  // Only takes effect if nothing in this process has created the process-wide cache yet.
+  // Only takes effect if nothing in this process has created the process-wide cache yet;
+  // the directory then lives as long as the process (the cache is never destroyed).
+  static const TempDir dir;
   ScopedEnv cache_dir("MARLINRT_CACHE_DIR", dir.path().string().c_str());
   const CacheKey key = describe_cache_key(selftest_key(90));
   CHECK(key.label == "selftest/sm_90");

@@ -32,10 +32,10 @@ KernelKey helper_key(KernelKind kind, int arch = 90) {
 TEST_CASE("a dense gemm key renders exactly the documented unit", "[jit]") {
   CHECK(render_unit(gemm_key()) ==
         "#include \"gemm.cuh\"\n"
-        "extern \"C\" __global__ void __launch_bounds__(256, 1) marlinrt_kernel(const "
-        "marlinrt::kern::GemmParams params) {\n"
-        "  marlinrt::kern::gemm_kernel<marlinrt::kern::GemmConfig<1, 128, 128, 4, 4, 256, false, "
-        "0, false, false>>(params);\n"
+        "typedef marlinrt::kern::GemmConfig<1, 128, 128, 4, 4, 256, false, 0, false, false> Cfg;\n"
+        "extern \"C\" __global__ void __launch_bounds__(Cfg::threads, Cfg::min_blocks_per_sm) "
+        "marlinrt_kernel(const marlinrt::kern::GemmParams params) {\n"
+        "  marlinrt::kern::gemm_kernel<Cfg>(params);\n"
         "}\n");
 }
 
@@ -47,7 +47,7 @@ TEST_CASE("a MoE gemm key renders its epilogue flags", "[jit]") {
   k.topk_weight = true;
   k.tile = {64, 256, 2, 3, 128};
   const std::string unit = render_unit(k);
-  CHECK_THAT(unit, Catch::Contains("__launch_bounds__(128, 1)"));
+  CHECK_THAT(unit, Catch::Contains("__launch_bounds__(Cfg::threads, Cfg::min_blocks_per_sm)"));
   CHECK_THAT(unit, Catch::Contains("GemmConfig<0, 64, 256, 2, 3, 128, true, 2, false, true>"));
 
   k.activation = Activation::silu;

@@ -14,6 +14,7 @@
 
 #include "cache/cache_config.hpp"
 #include "cache/disk_cache.hpp"
+#include "marlinrt/error.hpp"
 #include "marlinrt/kernel_key.hpp"
 #include "tools/byte_size.hpp"
 

@@ -7,10 +7,12 @@
 
 #include "marlinrt/kernel_key.hpp"
 
+struct CUstream_st;  // CUDA's opaque stream type (cuda.h), declared here without cuda.h
+
 namespace marlinrt {
 
-// CUDA's stream handle (the same type as CUstream and cudaStream_t).
-using Stream = struct CUstream_st*;
+// CUDA's stream handle: the same type as CUstream and cudaStream_t.
+using Stream = ::CUstream_st*;
 
 struct JitStats {
   std::uint64_t memory_hits = 0;   // function already loaded in this process

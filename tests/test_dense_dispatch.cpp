@@ -1,0 +1,76 @@
+// Dense dispatch on the host: every plan is a valid kernel that fits its GPU, and the
+// GEMM template really compiles with NVRTC for every supported architecture.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+
+#include "cache/cache_config.hpp"
+#include "cache/disk_cache.hpp"
+#include "runtime/dense_dispatch.hpp"
+#include "runtime/kernel_provider.hpp"
+#include "runtime/nvfp4_layout.hpp"
+
+using namespace marlinrt;
+using namespace marlinrt::detail;
+
+TEST_CASE("dense plans are valid, fit shared memory and cover the work", "[dispatch]") {
+  const std::int64_t shapes[][2] = {{6144, 4096},  {28672, 4096}, {4096, 14336}, {1856, 672},
+                                    {2688, 10304}, {72, 48},      {10304, 2688}, {57344, 8192}};
+  for (int arch : {80, 86, 89, 90}) {
+    const int smem_limit = arch == 90 ? 232448 : arch == 80 ? 166912 : 101376;
+    for (auto [n, k] : shapes) {
+      for (std::int64_t m : {1, 7, 16, 17, 33, 64, 100, 1000, 16384}) {
+        INFO("arch " << arch << " n " << n << " k " << k << " m " << m);
+        const auto plan = plan_dense(m, padded(n), padded(k), DType::bf16, arch, 132, smem_limit);
+        REQUIRE_NOTHROW(plan.key.validate());
+        CHECK(plan.key.arch == arch);
+        CHECK(padded(n) % plan.key.tile.tile_n == 0);
+        CHECK(padded(k) % plan.key.tile.tile_k == 0);
+        CHECK(plan.smem_bytes == gemm_smem_bytes(plan.key.tile));
+        CHECK(plan.smem_bytes <= smem_limit);
+        CHECK(plan.m_tiles * 16 * plan.key.tile.m_blocks >= m);
+        const std::int64_t units = std::int64_t{plan.m_tiles} * plan.n_tiles * plan.k_tiles;
+        CHECK(plan.blocks >= 1);
+        CHECK(plan.blocks <= units);
+        CHECK(plan.blocks <= 2 * 132);
+      }
+    }
+  }
+}
+
+TEST_CASE("prebuild keys of a shape are exactly the plans' keys", "[dispatch]") {
+  const auto keys = dense_keys_for_shape(6144, 4096, DType::f16, 90, 132, 4096);
+  CHECK(keys.size() >= 2);  // small-M and large-M kernels
+  for (std::int64_t m : {1, 5, 16, 20, 32, 40, 64, 4096}) {
+    const auto plan = plan_dense(m, 6144, 4096, DType::f16, 90, 132, 232448);
+    CHECK(std::find(keys.begin(), keys.end(), plan.key) != keys.end());
+  }
+  CHECK(dense_keys_for_shape(6144, 4096, DType::f16, 90, 132, 1).size() == 1);
+}
+
+TEST_CASE("the GEMM and repack templates compile with NVRTC for sm_80..sm_90", "[dispatch][nvrtc]") {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("marlinrt-dispatch-test-" + std::to_string(::getpid()));
+  CacheConfig config;
+  config.dir = dir;
+  DiskCache cache(config);
+  KernelProvider provider(cache, JitOptions{});
+  for (int arch : {80, 86, 89, 90}) {
+    std::vector<KernelKey> keys = prepare_keys(arch);
+    keys.push_back(plan_dense(1, 4096, 4096, DType::bf16, arch, 132, 101376).key);
+    if (arch == 80 || arch == 90) {
+      keys.push_back(plan_dense(4096, 4096, 4096, DType::f16, arch, 132, 101376).key);
+    }
+    for (const auto& key : keys) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const std::string cubin = provider.get_cubin(key);
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      WARN(key.to_string() << ": cold NVRTC compile " << s << " s, " << cubin.size() << " bytes");
+      REQUIRE(cubin.size() > 1000);
+      CHECK(cubin.compare(0, 4, "\x7f" "ELF") == 0);
+    }
+  }
+  std::filesystem::remove_all(dir);
+}
