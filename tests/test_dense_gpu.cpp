@@ -325,7 +325,7 @@ TEST_CASE("dense fp16 output stays finite when unscaled partial sums exceed 6550
   }
 }
 
-TEST_CASE("dense linear honours row strides larger than K and N", "[dense][gpu]") {
+TEST_CASE("dense linear honours row strides larger than K and N", "[dense][gpu][sanitize]") {
   MARLINRT_REQUIRE_GPU();
   const std::uint64_t seed = fresh_test_seed();
   INFO("seed " << seed);

@@ -24,7 +24,11 @@ using namespace marlinrt::cli;
 constexpr int kUsageOrError = 2;  // usage errors and marlinrt::Error
 
 void add_arch_option(CLI::App& command, std::vector<std::string>& archs, const char* what) {
-  command.add_option("--arch", archs, what)->delimiter(',')->type_name("sm_XX[,sm_YY...]");
+  // One value per --arch (comma-separated lists allowed), so a key after it stays a key.
+  command.add_option("--arch", archs, what)
+      ->delimiter(',')
+      ->allow_extra_args(false)
+      ->type_name("sm_XX[,sm_YY...]");
 }
 
 int run(int argc, char** argv) {
