@@ -60,7 +60,11 @@ ShapesFile read_shapes_file(const std::filesystem::path& path) {
       fail(Status::invalid_argument, "shapes file {}: dtype must be a string (\"f16\" or \"bf16\")",
            path.string());
     }
-    shapes.dtype = parse_activation_dtype(doc["dtype"].get<std::string>());
+    try {
+      shapes.dtype = parse_activation_dtype(doc["dtype"].get<std::string>());
+    } catch (const Error& e) {
+      fail(Status::invalid_argument, "shapes file {}: {}", path.string(), e.what());
+    }
   }
   if (doc.contains("max_m")) shapes.max_m = positive_integer(doc["max_m"], "max_m", path);
   if (!doc.contains("layers") || !doc["layers"].is_array() || doc["layers"].empty()) {
