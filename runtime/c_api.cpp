@@ -39,7 +39,7 @@ static_assert(MARLINRT_BACKEND_NATIVE_FP4 == static_cast<int>(marlinrt::Fp4Backe
 static_assert(MARLINRT_BACKEND_UNSUPPORTED == static_cast<int>(marlinrt::Fp4Backend::unsupported));
 
 // The opaque handle of the C ABI owns the C++ object.
-struct marlinrt_linear {
+struct marlinrt_linear_s {
   marlinrt::PreparedLinear prepared;
 };
 

@@ -1,8 +1,5 @@
 #include "runtime/jit_benchmark.hpp"
 
-// <cuda.h> (through kernel_provider.hpp) before marlinrt/runtime.hpp.
-#include "runtime/kernel_provider.hpp"
-
 #include <stdlib.h>
 
 #include <algorithm>
@@ -19,6 +16,7 @@
 #include "runtime/device_buffer.hpp"
 #include "runtime/driver.hpp"
 #include "runtime/fail.hpp"
+#include "runtime/kernel_provider.hpp"
 #include "runtime/launch.hpp"
 
 namespace marlinrt::detail {
@@ -163,8 +161,8 @@ JitBenchmarkResult run_jit_benchmark(const JitBenchmarkOptions& options) {
     launch(k, stream.get(), grid, block, 0, &params);
   };
   auto raw = [&] {
-    check(d.launch_kernel(kernel->function, 1, 1, 1, kElements, 1, 1, 0,
-                          reinterpret_cast<CUstream>(stream.get()), arguments, nullptr),
+    check(d.launch_kernel(kernel->function, 1, 1, 1, kElements, 1, 1, 0, stream.get(), arguments,
+                          nullptr),
           "launching the self-test kernel");
   };
   const std::size_t warmup = std::min<std::size_t>(options.launches, 1000);

@@ -53,7 +53,7 @@ struct Fetched {
 
 bool stream_is_capturing(Stream stream) {
   CUstreamCaptureStatus status = CU_STREAM_CAPTURE_STATUS_NONE;
-  const CUresult result = driver().stream_is_capturing(reinterpret_cast<CUstream>(stream), &status);
+  const CUresult result = driver().stream_is_capturing(stream, &status);
   // The legacy stream cannot even be queried while another stream captures globally.
   if (result == CUDA_ERROR_STREAM_CAPTURE_IMPLICIT) return true;
   check(result, "asking whether the stream is being captured into a CUDA graph");

@@ -26,8 +26,8 @@
 #include "runtime/module_registry.hpp"
 #include "runtime/nvrtc_compiler.hpp"
 
-static_assert(std::is_same_v<marlinrt::Stream, CUstream>,
-              "marlinrt::Stream is not CUstream: include <cuda.h> before marlinrt/runtime.hpp");
+// Streams pass straight to the driver.
+static_assert(std::is_same_v<marlinrt::Stream, CUstream>, "marlinrt::Stream must be CUstream");
 
 namespace marlinrt::detail {
 

@@ -33,7 +33,7 @@ void launch(const LoadedKernel& kernel, Stream stream, LaunchDims grid, LaunchDi
   void* arguments[] = {const_cast<void*>(params)};
   const CUresult result =
       driver().launch_kernel(kernel.function, grid.x, grid.y, grid.z, block.x, block.y, block.z,
-                             shared_bytes, reinterpret_cast<CUstream>(stream), arguments, nullptr);
+                             shared_bytes, stream, arguments, nullptr);
   if (result != CUDA_SUCCESS) [[unlikely]] {
     launch_failed(kernel, result, grid, block, shared_bytes);
   }
@@ -58,8 +58,7 @@ Event::~Event() {
 }
 
 void Event::record(Stream stream) {
-  check(driver().event_record(event_, reinterpret_cast<CUstream>(stream)),
-        "recording a CUDA event");
+  check(driver().event_record(event_, stream), "recording a CUDA event");
 }
 
 void Event::synchronize() { check(driver().event_synchronize(event_), "waiting for a CUDA event"); }
@@ -74,7 +73,7 @@ float Event::elapsed_ms(const Event& start, const Event& end) {
 OwnedStream::OwnedStream(unsigned flags) {
   CUstream s = nullptr;
   check(driver().stream_create(&s, flags), "creating a CUDA stream");
-  stream_ = reinterpret_cast<Stream>(s);
+  stream_ = s;
 }
 
 OwnedStream::OwnedStream(OwnedStream&& other) noexcept
@@ -82,19 +81,18 @@ OwnedStream::OwnedStream(OwnedStream&& other) noexcept
 
 OwnedStream& OwnedStream::operator=(OwnedStream&& other) noexcept {
   if (this != &other) {
-    if (stream_ != nullptr) Driver::get().stream_destroy(reinterpret_cast<CUstream>(stream_));
+    if (stream_ != nullptr) Driver::get().stream_destroy(stream_);
     stream_ = std::exchange(other.stream_, nullptr);
   }
   return *this;
 }
 
 OwnedStream::~OwnedStream() {
-  if (stream_ != nullptr) Driver::get().stream_destroy(reinterpret_cast<CUstream>(stream_));
+  if (stream_ != nullptr) Driver::get().stream_destroy(stream_);
 }
 
 void OwnedStream::synchronize() {
-  check(driver().stream_synchronize(reinterpret_cast<CUstream>(stream_)),
-        "waiting for a CUDA stream");
+  check(driver().stream_synchronize(stream_), "waiting for a CUDA stream");
 }
 
 }  // namespace marlinrt::detail

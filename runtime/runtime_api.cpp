@@ -1,9 +1,8 @@
 // include/marlinrt/runtime.hpp on top of the process-wide kernel provider.
-// (kernel_provider.hpp first: it brings <cuda.h> before marlinrt/runtime.hpp.)
-#include "runtime/kernel_provider.hpp"
+#include "marlinrt/runtime.hpp"
 
 #include "cache/disk_cache.hpp"
-#include "marlinrt/runtime.hpp"
+#include "runtime/kernel_provider.hpp"
 
 namespace marlinrt {
 

@@ -136,7 +136,7 @@ std::uint64_t splitmix64(std::uint64_t x) {
 
 }  // namespace
 
-// ---- number formats --------------------------------------------------------------------------
+// ---- number formats ----
 
 double e2m1_value(std::uint8_t code) {
   const double magnitude = kE2m1Magnitudes[code & 7];
@@ -218,7 +218,7 @@ double round_to_half(DType dtype, double value) {
   return half_bits_to_double(dtype, half_bits_from_double(dtype, value));
 }
 
-// ---- quantized layers -------------------------------------------------------------------------
+// ---- quantized layers ----
 
 std::uint8_t HostNvfp4Weights::code(std::int64_t row, std::int64_t col) const {
   const std::uint8_t byte = packed[static_cast<std::size_t>(row * (k / 2) + col / 2)];
@@ -337,7 +337,7 @@ std::vector<std::uint16_t> random_half_matrix(DType dtype, std::int64_t rows, st
   return out;
 }
 
-// ---- the FP64 reference ---------------------------------------------------------------------
+// ---- the FP64 reference ----
 
 std::vector<double> reference_linear(const HostNvfp4Weights& w, const HalfMatrixRef& x,
                                      const std::vector<std::int64_t>& rows,
@@ -430,7 +430,7 @@ std::vector<std::int64_t> sample_rows(std::int64_t m, std::int64_t max_rows, std
   return {chosen.begin(), chosen.end()};
 }
 
-// ---- comparing an output with the reference ----------------------------------------------------
+// ---- comparing an output with the reference ----
 
 std::string ReferenceComparison::summary() const {
   std::ostringstream s;
@@ -479,7 +479,7 @@ ReferenceComparison compare_with_reference(DType dtype, const std::vector<std::u
   return c;
 }
 
-// ---- randomness -------------------------------------------------------------------------------
+// ---- randomness ----
 
 std::uint64_t fresh_test_seed() {
   if (const char* text = std::getenv("MARLINRT_TEST_SEED"); text && *text) {

@@ -13,7 +13,7 @@
 
 namespace marlinrt::test {
 
-// ---- number formats --------------------------------------------------------------------------
+// ---- number formats ----
 
 // E2M1 code (0..15, bit 3 = sign) -> value: 0, 0.5, 1, 1.5, 2, 3, 4, 6 and negatives.
 double e2m1_value(std::uint8_t code);
@@ -42,7 +42,7 @@ double half_bits_to_double(DType dtype, std::uint16_t bits);
 // The value `value` becomes once stored in `dtype`.
 double round_to_half(DType dtype, double value);
 
-// ---- quantized layers -------------------------------------------------------------------------
+// ---- quantized layers ----
 
 // One NVFP4 layer with logical weight [n, k] in ModelOpt's checkpoint layout.
 struct HostNvfp4Weights {
@@ -84,7 +84,7 @@ std::vector<std::uint16_t> random_half_matrix(DType dtype, std::int64_t rows, st
                                               std::int64_t stride, std::uint64_t seed,
                                               double stddev = 1.0, std::uint16_t gap_bits = 0);
 
-// ---- the FP64 reference ---------------------------------------------------------------------
+// ---- the FP64 reference ----
 
 // x: `m` rows of 16-bit values in `dtype`, row stride `x_stride` elements.
 struct HalfMatrixRef {
@@ -108,7 +108,7 @@ std::vector<double> reference_linear(const HostNvfp4Weights& w, const HalfMatrix
 // first and the last, drawn from `seed`.
 std::vector<std::int64_t> sample_rows(std::int64_t m, std::int64_t max_rows, std::uint64_t seed);
 
-// ---- comparing an output with the reference ----------------------------------------------------
+// ---- comparing an output with the reference ----
 
 struct ReferenceComparison {
   double relative_error = 0.0;        // ||out - ref|| / ||ref|| (Frobenius, 0 when ref is all zero)
@@ -128,7 +128,7 @@ ReferenceComparison compare_with_reference(DType dtype, const std::vector<std::u
                                            const std::vector<std::int64_t>& rows, std::int64_t n,
                                            double abs_tol, double rel_tol);
 
-// ---- randomness -------------------------------------------------------------------------------
+// ---- randomness ----
 
 // A fresh seed per run (random_device mixed with the clock), or MARLINRT_TEST_SEED when set, so
 // a failure printed with its seed can be replayed.

@@ -4,10 +4,6 @@
 // (E2M1 code, E4M3 scale) product.
 #include <catch2/catch.hpp>
 
-// First: marlinrt::Stream must name the global CUstream_st that CUDA declares (see
-// include/marlinrt/runtime.hpp), as it does inside the library.
-#include <cuda_runtime_api.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -242,8 +238,9 @@ TEST_CASE("dense linear pads shapes that are not multiples of the tile", "[dense
     const HostNvfp4Weights host =
         // Global scale 1/16 keeps f16 outputs of full-range scales below 65504 at K = 10304
         // (a true output beyond it must round to inf, which would be right but untestable).
-        full_range ? random_full_range_weights(shape.n, shape.k, mix_seed(seed, run), 0.0625f, false)
-                   : random_exporter_weights(shape.n, shape.k, mix_seed(seed, run), 0.02);
+        full_range
+            ? random_full_range_weights(shape.n, shape.k, mix_seed(seed, run), 0.0625f, false)
+            : random_exporter_weights(shape.n, shape.k, mix_seed(seed, run), 0.02);
     ++run;
     for (DType dtype : kActivationDtypes) {
       const std::vector<std::uint16_t> bias = random_bias(dtype, shape.n, mix_seed(seed, run++));

@@ -2,8 +2,6 @@
 // invalid_argument (or unsupported) and a message that names the problem.
 #include <catch2/catch.hpp>
 
-// First: marlinrt::Stream must name the global CUstream_st that CUDA declares (see
-// include/marlinrt/runtime.hpp), as it does inside the library.
 #include <cuda_runtime_api.h>
 
 #include <algorithm>

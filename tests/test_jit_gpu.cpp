@@ -1,8 +1,5 @@
 #include <catch2/catch.hpp>
 
-// <cuda.h> (through kernel_provider.hpp) before marlinrt/runtime.hpp.
-#include "runtime/kernel_provider.hpp"
-
 #include <stdlib.h>
 
 #include <filesystem>
@@ -17,6 +14,7 @@
 #include "runtime/device_buffer.hpp"
 #include "runtime/driver.hpp"
 #include "runtime/jit_benchmark.hpp"
+#include "runtime/kernel_provider.hpp"
 #include "runtime/launch.hpp"
 #include "tests/gpu_guard.hpp"
 
@@ -81,7 +79,7 @@ void run_and_check_selftest(const LoadedKernel& kernel, Stream stream, int n) {
   const unsigned threads = 128;
   launch(kernel, stream, {(static_cast<unsigned>(n) + threads - 1) / threads, 1, 1},
          {threads, 1, 1}, 0, &params);
-  check(driver().stream_synchronize(reinterpret_cast<CUstream>(stream)), "waiting for the test");
+  check(driver().stream_synchronize(stream), "waiting for the test");
 
   std::vector<unsigned int> mixed(input.size());
   std::vector<float> scaled(input.size());
@@ -181,8 +179,7 @@ TEST_CASE("no compile or load while the stream is captured; loaded kernels still
 
   OwnedStream stream;
   const Driver& d = driver();
-  check(d.stream_begin_capture(reinterpret_cast<CUstream>(stream.get()),
-                               CU_STREAM_CAPTURE_MODE_THREAD_LOCAL),
+  check(d.stream_begin_capture(stream.get(), CU_STREAM_CAPTURE_MODE_THREAD_LOCAL),
         "beginning a capture");
   bool refused = false;
   try {
@@ -198,8 +195,7 @@ TEST_CASE("no compile or load while the stream is captured; loaded kernels still
   } catch (...) {
   }
   CUgraph graph = nullptr;
-  check(d.stream_end_capture(reinterpret_cast<CUstream>(stream.get()), &graph),
-        "ending the capture");
+  check(d.stream_end_capture(stream.get(), &graph), "ending the capture");
   if (graph != nullptr) d.graph_destroy(graph);
   CHECK(refused);
   CHECK(during == &kernel);

@@ -25,7 +25,7 @@
 namespace marlinrt::cli {
 namespace {
 
-// ---- CUDA runtime helpers ----------------------------------------------------------------------
+// ---- CUDA runtime helpers ----
 
 void check_cuda(cudaError_t status, const std::string& what) {
   if (status == cudaSuccess) return;
@@ -92,8 +92,7 @@ void upload(void* dst, const void* src, std::size_t bytes, cudaStream_t stream) 
   check_cuda(cudaStreamSynchronize(stream), "upload");
 }
 
-// ---- cuBLAS, loaded at run time (the library itself never links it)
-// ------------------------------
+// ---- cuBLAS, loaded at run time (the library itself never links it) ----
 
 // The few cuBLAS ABI values used (stable since cuBLAS 11), declared here rather than through
 // cublas_api.h, which drags cuda_fp16.h/cuda_bf16.h into this translation unit.
@@ -194,8 +193,7 @@ class Cublas {
   cublasHandle_t handle_ = nullptr;
 };
 
-// ---- timing
-// ---------------------------------------------------------------------------------------
+// ---- timing ----
 
 // Holds the stream at a host callback until the timed launches are all queued, so the GPU runs
 // them back to back and the events measure kernel time rather than host launch latency. The
@@ -213,48 +211,53 @@ void CUDART_CB wait_for_gate(void* user) {
   }
 }
 
-// Median microseconds of launch(i) (i = 0, 1, ...: callers rotate through weight copies).
-// Repetitions shrink for slow cases so that each case takes about two seconds at most.
-double median_launch_us(cudaStream_t stream, int warmup, int repetitions,
-                        const std::function<void(int)>& launch) {
+struct LaunchTiming {
+  double gpu_us = 0.0;   // GPU time per launch: median over batches of batch time / launches
+  double host_us = 0.0;  // host time to enqueue one launch (median over batches)
+};
+
+// Times launch(i) (i = 0, 1, ...: callers rotate through weight copies) in gated batches with
+// one event pair per batch, so per-launch event overhead stays out of the numbers. When
+// gpu_us comes out close to host_us the launches were host-bound (the gate did not hold the
+// GPU back). Repetitions shrink for slow cases so that each case takes about two seconds.
+LaunchTiming time_launches(cudaStream_t stream, int warmup, int repetitions,
+                           const std::function<void(int)>& launch) {
   int index = 0;
   for (int i = 0; i < warmup; ++i) launch(index++);
-  EventHandle probe_start, probe_end;
-  check_cuda(cudaEventRecord(probe_start.get(), stream), "cudaEventRecord");
+  EventHandle start, end;
+  check_cuda(cudaEventRecord(start.get(), stream), "cudaEventRecord");
   launch(index++);
-  check_cuda(cudaEventRecord(probe_end.get(), stream), "cudaEventRecord");
-  check_cuda(cudaEventSynchronize(probe_end.get()), "cudaEventSynchronize");
+  check_cuda(cudaEventRecord(end.get(), stream), "cudaEventRecord");
+  check_cuda(cudaEventSynchronize(end.get()), "cudaEventSynchronize");
   float probe_ms = 0.0f;
-  check_cuda(cudaEventElapsedTime(&probe_ms, probe_start.get(), probe_end.get()), "elapsed");
+  check_cuda(cudaEventElapsedTime(&probe_ms, start.get(), end.get()), "cudaEventElapsedTime");
   const int reps =
       std::clamp(static_cast<int>(2000.0 / std::max(probe_ms, 1e-3f)), 5, std::max(5, repetitions));
+  const int batch = std::clamp(reps / 5, 1, 32);
+  const int batches = (reps + batch - 1) / batch;
 
-  constexpr int kBatch = 32;
-  std::vector<EventHandle> events(kBatch + 1);
-  std::vector<double> samples;
-  for (int done = 0; done < reps;) {
-    const int batch = std::min(kBatch, reps - done);
+  std::vector<double> gpu, host;
+  for (int b = 0; b < batches; ++b) {
     LaunchGate gate;
     check_cuda(cudaLaunchHostFunc(stream, wait_for_gate, &gate), "cudaLaunchHostFunc");
-    check_cuda(cudaEventRecord(events[0].get(), stream), "cudaEventRecord");
-    for (int j = 0; j < batch; ++j) {
-      launch(index++);
-      check_cuda(cudaEventRecord(events[static_cast<std::size_t>(j + 1)].get(), stream),
-                 "cudaEventRecord");
-    }
+    check_cuda(cudaEventRecord(start.get(), stream), "cudaEventRecord");
+    const auto host_start = std::chrono::steady_clock::now();
+    for (int j = 0; j < batch; ++j) launch(index++);
+    const auto host_end = std::chrono::steady_clock::now();
+    check_cuda(cudaEventRecord(end.get(), stream), "cudaEventRecord");
     gate.open.store(true, std::memory_order_release);
     check_cuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
-    for (int j = 0; j < batch; ++j) {
-      float ms = 0.0f;
-      check_cuda(cudaEventElapsedTime(&ms, events[static_cast<std::size_t>(j)].get(),
-                                      events[static_cast<std::size_t>(j + 1)].get()),
-                 "cudaEventElapsedTime");
-      samples.push_back(1000.0 * ms);
-    }
-    done += batch;
+    float ms = 0.0f;
+    check_cuda(cudaEventElapsedTime(&ms, start.get(), end.get()), "cudaEventElapsedTime");
+    gpu.push_back(1000.0 * ms / batch);
+    host.push_back(std::chrono::duration<double, std::micro>(host_end - host_start).count() /
+                   batch);
   }
-  std::nth_element(samples.begin(), samples.begin() + samples.size() / 2, samples.end());
-  return samples[samples.size() / 2];
+  const auto median = [](std::vector<double>& v) {
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+    return v[v.size() / 2];
+  };
+  return {median(gpu), median(host)};
 }
 
 // Device-to-device copy bandwidth in bytes per microsecond (bytes read + written).
@@ -262,15 +265,15 @@ double measure_copy_bandwidth(cudaStream_t stream) {
   const std::size_t bytes = std::size_t{1} << 30;
   DeviceMemory src(bytes), dst(bytes);
   check_cuda(cudaMemsetAsync(src.get(), 0x5A, bytes, stream), "cudaMemsetAsync");
-  const double us = median_launch_us(stream, 2, 10, [&](int) {
-    check_cuda(cudaMemcpyAsync(dst.get(), src.get(), bytes, cudaMemcpyDeviceToDevice, stream),
-               "cudaMemcpyAsync device->device");
-  });
+  const double us =
+      time_launches(stream, 2, 10, [&](int) {
+        check_cuda(cudaMemcpyAsync(dst.get(), src.get(), bytes, cudaMemcpyDeviceToDevice, stream),
+                   "cudaMemcpyAsync device->device");
+      }).gpu_us;
   return 2.0 * static_cast<double>(bytes) / us;
 }
 
-// ---- random layers and activations
-// ----------------------------------------------------------------
+// ---- random layers and activations ----
 
 void parallel_chunks(std::int64_t count,
                      const std::function<void(std::int64_t, std::int64_t)>& body) {
@@ -375,14 +378,15 @@ double relative_difference(const std::vector<std::uint16_t>& a, const std::vecto
   return ref > 0.0 ? std::sqrt(diff / ref) : std::sqrt(diff);
 }
 
-// ---- one benchmark case -------------------------------------------------------------------------
+// ---- one benchmark case ----
 
 struct CaseResult {
   std::string shape;
   std::int64_t n = 0, k = 0, m = 0;
   DType dtype = DType::bf16;
   int weight_copies = 0;
-  double us = 0.0;
+  double us = 0.0;       // GPU time per launch
+  double host_us = 0.0;  // host time to enqueue one launch (launch overhead)
   double cublas_us = NAN;
   double target_us = NAN;  // M <= 16 only
   double rel_diff = NAN;   // vs cuBLAS, M <= 256 only
@@ -426,7 +430,7 @@ void write_csv(const std::filesystem::path& path, const std::vector<CaseResult>&
                double copy_bw) {
   std::ofstream csv(path);
   csv << "shape,n,k,m,dtype,us,gbps,tflops,cublas_us,speedup,target_us,meets_target,"
-         "weight_copies,rel_diff_vs_cublas,copy_gbps\n";
+         "weight_copies,rel_diff_vs_cublas,copy_gbps,host_us_per_launch\n";
   for (const CaseResult& r : results) {
     const double bytes = static_cast<double>(r.n * r.k / 2 + r.n * r.k / 16);
     const double flops = 2.0 * static_cast<double>(r.m) * r.n * r.k;
@@ -436,7 +440,7 @@ void write_csv(const std::filesystem::path& path, const std::vector<CaseResult>&
         << ',' << format_number(r.target_us, "%.3f") << ','
         << (std::isnan(r.target_us) ? "" : (r.us <= r.target_us ? "yes" : "no")) << ','
         << r.weight_copies << ',' << format_number(r.rel_diff, "%.3g") << ',' << copy_bw / 1e3
-        << '\n';
+        << ',' << r.host_us << '\n';
   }
   if (!csv) {
     throw Error(Status::invalid_argument, "bench dense: cannot write " + path.string());
@@ -578,16 +582,19 @@ int run_bench_dense(const BenchDenseOptions& given) {
         r.weight_copies = copies;
         const MatrixView xv{x.get(), dtype, m, k, 0};
         const MutableMatrixView yv{y.get(), dtype, m, n, 0};
-        r.us = median_launch_us(stream.get(), options.warmup, options.repetitions, [&](int i) {
-          linear(stream.get(), xv, prepared[static_cast<std::size_t>(i % copies)], yv);
-        });
+        const LaunchTiming timing =
+            time_launches(stream.get(), options.warmup, options.repetitions, [&](int i) {
+              linear(stream.get(), xv, prepared[static_cast<std::size_t>(i % copies)], yv);
+            });
+        r.us = timing.gpu_us;
+        r.host_us = timing.host_us;
         if (cublas) {
           r.cublas_us =
-              median_launch_us(stream.get(), options.warmup, options.repetitions, [&](int i) {
+              time_launches(stream.get(), options.warmup, options.repetitions, [&](int i) {
                 cublas->gemm(stream.get(), dtype,
                              dense[static_cast<std::size_t>(i % dense_copies)].get(), x.get(),
                              y.get(), m, n, k);
-              });
+              }).gpu_us;
           if (m <= 256) {  // the two results should agree: a fast wrong answer is no answer
             const std::size_t count = static_cast<std::size_t>(m * n);
             std::vector<std::uint16_t> ours(count), theirs(count);
@@ -613,6 +620,12 @@ int run_bench_dense(const BenchDenseOptions& given) {
                     std::string(dtype_name(dtype)).c_str(), r.us, gbps, tflops,
                     format_number(r.cublas_us, "%.1f").c_str(),
                     format_number(r.cublas_us / r.us, "%.2fx").c_str(), target.c_str());
+        // The gate holds the GPU until a batch is queued, so GPU time below the host's
+        // enqueue time is normal; GPU time equal to it suggests the gate did not hold and the
+        // number is the launch rate, not the kernel time.
+        if (std::fabs(r.us - r.host_us) <= 0.1 * r.host_us) {
+          std::printf("  (= host enqueue time %.1f us: launch-bound?)", r.host_us);
+        }
         if (!std::isnan(r.rel_diff) && r.rel_diff > 2e-2) {
           std::printf("  (differs from cuBLAS: rel %.3g)", r.rel_diff);
         }

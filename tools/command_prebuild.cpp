@@ -10,6 +10,9 @@
 
 #include <fmt/format.h>
 
+#include "runtime/kernel_provider.hpp"  // first: <cuda.h> before marlinrt/runtime.hpp
+
+#include "cache/disk_cache.hpp"
 #include "marlinrt/kernel_key.hpp"
 #include "marlinrt/runtime.hpp"
 #include "runtime/dense_dispatch.hpp"
@@ -103,12 +106,15 @@ int run_prebuild(const PrebuildOptions& options) {
     for (const auto& key : keys) fmt::print("{}\n", key.to_string());
     return 0;
   }
-  const std::string cache_dir = cache_directory();
-  if (cache_dir.empty()) {
+  const detail::DiskCache& cache = detail::jit_disk_cache();
+  const std::string cache_dir = cache.config().dir.string();
+  if (!cache.usable()) {
     detail::fail(Status::cache_error,
-                 "the kernel cache is disabled or unusable, so prebuild has nowhere to store "
-                 "kernels (check MARLINRT_CACHE_DISABLE and MARLINRT_CACHE_DIR; `marlinrt info` "
-                 "says more)");
+                 "the kernel cache at {} cannot be used ({}), so prebuild has nowhere to store "
+                 "kernels; `marlinrt info` says more",
+                 cache_dir,
+                 cache.config().disabled ? "MARLINRT_CACHE_DISABLE is set"
+                                         : cache.unusable_reason());
   }
   if (keys.empty()) {
     fmt::print("prebuild: the usage log lists no kernels; nothing to do\n");

@@ -15,7 +15,7 @@
 namespace marlinrt::cli {
 namespace {
 
-// ---- the font ------------------------------------------------------------------------------
+// ---- the font ----
 
 constexpr int kGlyphWidth = 5;
 constexpr int kGlyphHeight = 7;
@@ -97,7 +97,7 @@ const Glyph& glyph_for(char c) {
   return kGlyphs[0];
 }
 
-// ---- PNG pieces --------------------------------------------------------------------------------
+// ---- PNG pieces ----
 
 void put_be32(std::vector<std::uint8_t>& out, std::uint32_t v) {
   out.push_back(static_cast<std::uint8_t>(v >> 24));
@@ -136,7 +136,7 @@ std::vector<std::uint8_t> zlib_stored(const std::vector<std::uint8_t>& raw) {
   return z;
 }
 
-// ---- chart helpers -------------------------------------------------------------------------
+// ---- chart helpers ----
 
 // A "nice" tick step (1, 2 or 5 times a power of ten) giving at most `max_ticks` ticks.
 double nice_step(double span, int max_ticks) {
@@ -172,8 +172,7 @@ constexpr int kPaletteSize = static_cast<int>(sizeof kPalette / sizeof kPalette[
 
 }  // namespace
 
-// ---- Canvas
-// --------------------------------------------------------------------------------------
+// ---- Canvas ----
 
 Canvas::Canvas(int width, int height, Rgb background)
     : width_(std::max(1, width)), height_(std::max(1, height)) {
@@ -250,7 +249,7 @@ int Canvas::text_width(std::string_view s, int scale) {
 
 int Canvas::text_height(int scale) { return kGlyphHeight * scale; }
 
-// ---- PNG -------------------------------------------------------------------------------------
+// ---- PNG ----
 
 std::uint32_t crc32(const std::uint8_t* data, std::size_t size, std::uint32_t previous) noexcept {
   static const std::array<std::uint32_t, 256> table = [] {
@@ -319,8 +318,7 @@ void write_png(const std::string& path, const Canvas& canvas) {
   }
 }
 
-// ---- the line chart
-// ------------------------------------------------------------------------------
+// ---- the line chart ----
 
 Canvas render_line_chart(const LineChart& chart) {
   Canvas canvas(chart.width, chart.height, kWhite);

@@ -78,7 +78,7 @@ typedef struct marlinrt_nvfp4_linear_desc {
 } marlinrt_nvfp4_linear_desc;
 
 /* A prepared layer: weights in the kernel's layout, owning device memory. */
-typedef struct marlinrt_linear marlinrt_linear_t;
+typedef struct marlinrt_linear_s marlinrt_linear_t;
 
 /* JIT counters of this process (see marlinrt::JitStats). */
 typedef struct marlinrt_jit_stats_t {
