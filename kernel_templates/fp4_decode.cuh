@@ -45,19 +45,28 @@ __device__ __forceinline__ u32 decode_e4m3_pair(u32 x) {
   }
 }
 
-// The 8 scales of a lane's 8 n8 tiles (bytes of lo, hi in tile order), each
-// broadcast to both halves of a register, ready to multiply fragment registers.
+// The 4 scales of the bytes of w (n8 tiles 0..3 in byte order), each broadcast to both
+// halves of a register, ready to multiply fragment registers.
+template <bool kBf16>
+__device__ __forceinline__ void decode_scales4(u32 w, u32 (&out)[4]) {
+  const u32 odd = decode_e4m3_pair<kBf16>(w);        // tiles 1, 3
+  const u32 even = decode_e4m3_pair<kBf16>(w << 8);  // tiles 0, 2
+  out[0] = prmt(even, 0, 0x1010);
+  out[1] = prmt(odd, 0, 0x1010);
+  out[2] = prmt(even, 0, 0x3232);
+  out[3] = prmt(odd, 0, 0x3232);
+}
+
+// The 8 scales of a lane's 8 n8 tiles (bytes of lo, hi in tile order).
 template <bool kBf16>
 __device__ __forceinline__ void decode_scales(u32 lo, u32 hi, u32 (&out)[8]) {
-  const u32 words[2] = {lo, hi};
+  u32 first[4], second[4];
+  decode_scales4<kBf16>(lo, first);
+  decode_scales4<kBf16>(hi, second);
 #pragma unroll
-  for (int w = 0; w < 2; ++w) {
-    const u32 odd = decode_e4m3_pair<kBf16>(words[w]);        // tiles 1, 3 (+4w)
-    const u32 even = decode_e4m3_pair<kBf16>(words[w] << 8);  // tiles 0, 2 (+4w)
-    out[4 * w + 0] = prmt(even, 0, 0x1010);
-    out[4 * w + 1] = prmt(odd, 0, 0x1010);
-    out[4 * w + 2] = prmt(even, 0, 0x3232);
-    out[4 * w + 3] = prmt(odd, 0, 0x3232);
+  for (int i = 0; i < 4; ++i) {
+    out[i] = first[i];
+    out[4 + i] = second[i];
   }
 }
 

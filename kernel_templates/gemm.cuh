@@ -2,13 +2,18 @@
 //
 // Pieces, top to bottom:
 //   GemmConfig      compile-time shape of a block (from the KernelKey)
-//   Stripe          which (tile, k-tile) work units a block owns (striped partition)
-//   load_stage      cp.async of one work unit's A rows, weights and scales into a stage
+//   Stripe          which work units (tile, k-tile) a block owns (striped partition)
+//   Cursor          a position in that unit sequence, advanced without divisions
+//   StageLoader     cp.async of one work unit's A rows, weights and scales into a stage;
+//                   per-thread sources are computed once per tile, then only advanced
 //   compute_stage   ldmatrix A, decode B in registers, mma.sync into fp32 accumulators
 //   reduce_warps_k  fixed-order sum over warps that split k inside a block
 //   finish_segment  write the tile, or publish a partial and let the last arriver sum
 //                   all partials of the tile in block order (deterministic)
-//   store_tile      the epilogue: global scale in fp32, bias, one rounding to 16 bit
+//   store_pair      the epilogue: global scale in fp32, bias, one rounding to 16 bit
+//
+// No 64-bit division anywhere: a single integer division chain in the reduction once cost
+// more than the whole GEMM on small layers.
 #pragma once
 
 #include "fp4_decode.cuh"
@@ -29,23 +34,36 @@ struct GemmConfig {
   static constexpr int threads = kThreads;
   static constexpr int warps = kThreads / 32;
   // Small-M kernels are latency bound: two resident blocks per SM hide more of it
-  // (the host mirror is blocks_per_sm() in runtime/dense_dispatch.cpp).
-    static constexpr int min_blocks_per_sm = kMBlocks <= 2 ? 2 : 1;
-  static constexpr int warps_n = kTileN / 64;  // a warp owns 64 columns
+  // (the host mirror is in runtime/dense_dispatch.cpp).
+  static constexpr int min_blocks_per_sm = kMBlocks <= 2 ? 2 : 1;
+  // A warp owns 64 columns (one 16-byte weight load per k16 step) when few rows share each
+  // decoded weight, 32 with 2-4 m-blocks so that its accumulators stay in registers
+  // (host mirror: gemm_warp_cols() in runtime/dense_dispatch.cpp).
+  static constexpr int warp_cols = kMBlocks == 1 ? 64 : 32;
+  static constexpr int warp_tiles = warp_cols / 8;  // n8 tiles per warp
+  static constexpr int warps_n = kTileN / warp_cols;
   static constexpr int warps_k = warps / warps_n;
   static constexpr int k16_per_tile = kTileK / 16;
   static constexpr int k16_per_warp = k16_per_tile / warps_k;
-  // Shared memory (the host computes the same numbers in runtime/gemm_shape.cpp).
+  // Shared memory (the host computes the same numbers in gemm_smem_bytes()).
   static constexpr int a_stage_bytes = rows * kTileK * 2;
   static constexpr int b_stage_bytes = kTileK * kTileN / 2;
   static constexpr int s_stage_bytes = kTileK * kTileN / 16;
   static constexpr int stage_bytes = a_stage_bytes + b_stage_bytes + s_stage_bytes;
   static constexpr int reduce_bytes = warps_k > 1 ? rows * kTileN * 4 : 0;
   static constexpr int smem_bytes = kStages * stage_bytes + reduce_bytes;
+  // 16-byte chunks each stage copies, and how many per thread (the last round may be partial).
+  static constexpr int a_chunks = a_stage_bytes / 16;
+  static constexpr int b_chunks = b_stage_bytes / 16;
+  static constexpr int s_chunks = s_stage_bytes / 16;
+  static constexpr int a_iters = (a_chunks + kThreads - 1) / kThreads;
+  static constexpr int b_iters = (b_chunks + kThreads - 1) / kThreads;
+  static constexpr int s_iters = (s_chunks + kThreads - 1) / kThreads;
 
   static_assert(kTileK == 64 || kTileK == 128 || kTileK == 256, "tile_k");
   static_assert(kTileN == 64 || kTileN == 128 || kTileN == 256, "tile_n");
-  static_assert(warps % warps_n == 0 && warps_k >= 1, "warps must tile the n dimension");
+  static_assert(warps_n >= 1 && warps % warps_n == 0 && warps_k >= 1,
+                "warps must tile the n dimension");
   static_assert(k16_per_tile % warps_k == 0, "k16 steps must split evenly over warps");
   static_assert(!kMoe, "the MoE GEMM is not implemented yet");
 };
@@ -61,130 +79,195 @@ struct __align__(8) F2 {
 };
 
 // Striped partition: the work units (tile, k-tile), tile-major, are cut into gridDim.x
-// contiguous stripes of equal length (+-1), one per block, whatever the shape.
+// contiguous stripes whose lengths differ by at most one.
 struct Stripe {
-  long long units;  // tiles * k_tiles
-  int blocks;
+  int units_per_block, extra;  // block b owns units_per_block units, one more if b < extra
 
-  __device__ long long begin(int b) const { return (static_cast<long long>(b) * units) / blocks; }
-  __device__ int block_of(long long u) const {
-    int b = static_cast<int>((u * blocks) / units);
-    while (b + 1 < blocks && begin(b + 1) <= u) ++b;
-    while (begin(b) > u) --b;
-    return b;
+  __device__ int begin(int b) const { return b * units_per_block + (b < extra ? b : extra); }
+  __device__ int block_of(int u) const {
+    const int long_units = extra * (units_per_block + 1);
+    return u < long_units ? u / (units_per_block + 1)
+                          : extra + (u - long_units) / units_per_block;
   }
 };
 
-// A position in the stripe's unit sequence, advanced without divisions (the hot loop
-// must not spend its issue slots on 64-bit integer division).
+// A position in the stripe's unit sequence.
 struct Cursor {
   int tile, kt, n_tile, m_tile;
 
-  __device__ static Cursor at(long long unit, const GemmParams& p) {
+  __device__ static Cursor at(int unit, const GemmParams& p) {
     Cursor c;
-    c.tile = static_cast<int>(unit / p.k_tiles);
-    c.kt = static_cast<int>(unit % p.k_tiles);
+    c.tile = unit / p.k_tiles;
+    c.kt = unit - c.tile * p.k_tiles;
     c.n_tile = c.tile / p.m_tiles;
-    c.m_tile = c.tile % p.m_tiles;
+    c.m_tile = c.tile - c.n_tile * p.m_tiles;
     return c;
   }
-  __device__ void advance(const GemmParams& p) {
-    if (++kt < p.k_tiles) return;
+  // Next unit; true when it starts a new tile.
+  __device__ bool advance(const GemmParams& p) {
+    if (++kt < p.k_tiles) return false;
     kt = 0;
     ++tile;
-    if (++m_tile < p.m_tiles) return;
-    m_tile = 0;
-    ++n_tile;
+    if (++m_tile == p.m_tiles) {
+      m_tile = 0;
+      ++n_tile;
+    }
+    return true;
+  }
+};
+
+// Copies work units into pipeline stages. Every thread owns fixed chunks of each stage; their
+// global sources are computed when a tile starts and then move by constant strides per k-tile.
+template <class Cfg>
+struct StageLoader {
+  const GemmParams& p;
+  Cursor at;
+  u64 policy;
+  const char* a_src[Cfg::a_iters];
+  int a_col[Cfg::a_iters];  // first column of the chunk; -1: the row is past m
+  const char* b_src[Cfg::b_iters];
+  const char* s_src[Cfg::s_iters];
+
+  static constexpr int a_chunks_per_row = Cfg::tile_k / 8;
+  static constexpr int b_strip_chunks = Cfg::k16_per_tile * 32;  // 512 B per k16 unit
+  static constexpr int s_strip_chunks = Cfg::k16_per_tile * 4;   // 64 B per k16 unit
+
+  __device__ static bool owns(int i, int chunks) {
+    return chunks % Cfg::threads == 0 || static_cast<int>(threadIdx.x) + i * Cfg::threads < chunks;
+  }
+
+  __device__ StageLoader(const GemmParams& params, Cursor start)
+      : p(params), at(start), policy(evict_first_policy()) {
+    start_tile();
+  }
+
+  __device__ void start_tile() {
+#pragma unroll
+    for (int i = 0; i < Cfg::a_iters; ++i) {
+      const int c = threadIdx.x + i * Cfg::threads;
+      const int row = at.m_tile * Cfg::rows + c / a_chunks_per_row;
+      const int col = at.kt * Cfg::tile_k + (c % a_chunks_per_row) * 8;
+      a_col[i] = row < p.m ? col : -1;
+      a_src[i] = static_cast<const char*>(p.a) + (static_cast<long long>(row) * p.lda + col) * 2;
+    }
+    const long long k_units = p.k_padded / 16;
+    const long long strip0 = static_cast<long long>(at.n_tile) * (Cfg::tile_n / 64);
+    const long long kb0 = static_cast<long long>(at.kt) * Cfg::k16_per_tile;
+#pragma unroll
+    for (int i = 0; i < Cfg::b_iters; ++i) {
+      const int c = threadIdx.x + i * Cfg::threads;
+      const long long unit = (strip0 + c / b_strip_chunks) * k_units + kb0;
+      b_src[i] = static_cast<const char*>(p.b) + unit * 512 + (c % b_strip_chunks) * 16;
+    }
+#pragma unroll
+    for (int i = 0; i < Cfg::s_iters; ++i) {
+      const int c = threadIdx.x + i * Cfg::threads;
+      const long long unit = (strip0 + c / s_strip_chunks) * k_units + kb0;
+      s_src[i] = static_cast<const char*>(p.scales) + unit * 64 + (c % s_strip_chunks) * 16;
+    }
+  }
+
+  __device__ void advance() {
+    if (at.advance(p)) {
+      start_tile();
+      return;
+    }
+#pragma unroll
+    for (int i = 0; i < Cfg::a_iters; ++i) {
+      a_src[i] += Cfg::tile_k * 2;
+      if (a_col[i] >= 0) a_col[i] += Cfg::tile_k;
+    }
+#pragma unroll
+    for (int i = 0; i < Cfg::b_iters; ++i) b_src[i] += Cfg::k16_per_tile * 512;
+#pragma unroll
+    for (int i = 0; i < Cfg::s_iters; ++i) s_src[i] += Cfg::k16_per_tile * 64;
+  }
+
+  // Issue the copies of the current unit into the stage at shared address `stage`.
+  __device__ void load(u32 stage) const {
+    // A: rows x tile_k halves, XOR-swizzled by row to spread banks; rows past m and columns
+    // past k are zero-filled without reading.
+#pragma unroll
+    for (int i = 0; i < Cfg::a_iters; ++i) {
+      if (!owns(i, Cfg::a_chunks)) continue;
+      const int c = threadIdx.x + i * Cfg::threads;
+      const int r = c / a_chunks_per_row, ch = c % a_chunks_per_row;
+      const bool ok = a_col[i] >= 0 && a_col[i] < p.k;
+      cp_async16(stage + r * Cfg::tile_k * 2 + ((ch ^ (r & 7)) * 16), ok ? a_src[i] : p.a,
+                 ok ? 16 : 0);
+    }
+    // B: tile_n / 64 strips of k16_per_tile units, each contiguous in global memory.
+#pragma unroll
+    for (int i = 0; i < Cfg::b_iters; ++i) {
+      if (!owns(i, Cfg::b_chunks)) continue;
+      const int c = threadIdx.x + i * Cfg::threads;
+      cp_async16_stream(stage + Cfg::a_stage_bytes + c * 16, b_src[i], policy);
+    }
+#pragma unroll
+    for (int i = 0; i < Cfg::s_iters; ++i) {
+      if (!owns(i, Cfg::s_chunks)) continue;
+      const int c = threadIdx.x + i * Cfg::threads;
+      cp_async16_stream(stage + Cfg::a_stage_bytes + Cfg::b_stage_bytes + c * 16, s_src[i],
+                        policy);
+    }
   }
 };
 
 template <class Cfg>
 struct GemmKernel {
   static constexpr bool bf16 = Cfg::bf16;
-  typedef float Acc[Cfg::m_blocks][8][4];
+  typedef float Acc[Cfg::m_blocks][Cfg::warp_tiles][4];
 
   const GemmParams& p;
   char* smem;
+  u32 smem_addr;
   int warp, lane, wn, wk;
 
   __device__ GemmKernel(const GemmParams& params, char* shared)
-      : p(params), smem(shared), warp(threadIdx.x / 32), lane(threadIdx.x % 32),
-        wn(warp % Cfg::warps_n), wk(warp / Cfg::warps_n) {}
-
-  __device__ char* stage(int slot) const { return smem + slot * Cfg::stage_bytes; }
-
-  // ---- loading -------------------------------------------------------------------------
-  // A row of a work unit's activations; the MoE gather will replace this.
-  __device__ const char* a_row(int row) const {
-    return static_cast<const char*>(p.a) + static_cast<long long>(row) * p.lda * 2;
-  }
-
-  __device__ void load_stage(const Cursor& at, int slot, u64 policy) const {
-    const int kt = at.kt, n_tile = at.n_tile, m_tile = at.m_tile;
-    char* s = stage(slot);
-    // A: rows x tile_k halves, 16-byte chunks, XOR-swizzled by row to spread banks.
-    constexpr int a_chunks_per_row = Cfg::tile_k / 8;
-    constexpr int a_chunks = Cfg::rows * a_chunks_per_row;
-#pragma unroll
-    for (int c = threadIdx.x; c < a_chunks; c += Cfg::threads) {
-      const int r = c / a_chunks_per_row, ch = c % a_chunks_per_row;
-      const int row = m_tile * Cfg::rows + r;
-      const int col = kt * Cfg::tile_k + ch * 8;
-      const bool ok = row < p.m && col < p.k;
-      const void* src = ok ? a_row(row) + col * 2 : p.a;
-      cp_async16(smem_u32(s + r * Cfg::tile_k * 2 + ((ch ^ (r & 7)) * 16)), src, ok ? 16 : 0);
-    }
-    // B: warps_n strips of k16_per_tile units (512 bytes each), contiguous in global memory.
-    const long long k_units = p.k_padded / 16;
-    const long long kb0 = static_cast<long long>(kt) * Cfg::k16_per_tile;
-    const long long nb0 = static_cast<long long>(n_tile) * Cfg::warps_n;
-    constexpr int strip_chunks = Cfg::k16_per_tile * 32;
-    char* sb = s + Cfg::a_stage_bytes;
-#pragma unroll
-    for (int c = threadIdx.x; c < Cfg::b_stage_bytes / 16; c += Cfg::threads) {
-      const int strip = c / strip_chunks, rest = c % strip_chunks;
-      const char* src = static_cast<const char*>(p.b) + ((nb0 + strip) * k_units + kb0) * 512 +
-                        rest * 16;
-      cp_async16_stream(smem_u32(sb + c * 16), src, policy);
-    }
-    // Scales: the same strips, 64 bytes per unit.
-    constexpr int s_strip_chunks = Cfg::k16_per_tile * 4;
-    char* ss = sb + Cfg::b_stage_bytes;
-#pragma unroll
-    for (int c = threadIdx.x; c < Cfg::s_stage_bytes / 16; c += Cfg::threads) {
-      const int strip = c / s_strip_chunks, rest = c % s_strip_chunks;
-      const char* src = static_cast<const char*>(p.scales) +
-                        ((nb0 + strip) * k_units + kb0) * 64 + rest * 16;
-      cp_async16_stream(smem_u32(ss + c * 16), src, policy);
-    }
-  }
+      : p(params), smem(shared), smem_addr(smem_u32(shared)), warp(threadIdx.x / 32),
+        lane(threadIdx.x % 32), wn(warp % Cfg::warps_n), wk(warp / Cfg::warps_n) {}
 
   // ---- math ----------------------------------------------------------------------------
   __device__ void compute_stage(int slot, Acc& acc) const {
-    const char* s = stage(slot);
+    const char* s = smem + slot * Cfg::stage_bytes;
+    const u32 a_base = smem_addr + slot * Cfg::stage_bytes;
     const char* sb = s + Cfg::a_stage_bytes;
     const char* ss = sb + Cfg::b_stage_bytes;
     const int g = lane / 4;
-    // Large m-block counts keep one k16 step live at a time (register pressure).
-#pragma unroll(Cfg::m_blocks > 2 ? 1 : Cfg::k16_per_warp)
+    // ldmatrix.x4: lane l addresses row (l & 7) + 8 * (matrix & 1), 16-byte column chunk
+    // 2 * kk + (matrix >> 1) of each 16-row block; the row swizzle is row & 7 = l & 7.
+    const int mat = lane / 8;
+    const u32 a_row = a_base + ((mat & 1) * 8 + (lane & 7)) * Cfg::tile_k * 2;
+    // Warp wn owns columns [wn * warp_cols, +warp_cols): strip wn * warp_cols / 64, and in
+    // it half (wn & 1) when warps own 32 columns.
+    const int strip = wn * Cfg::warp_cols / 64;
+    const int half = Cfg::warp_cols == 32 ? (wn & 1) : 0;
+    // Large m-block counts keep fewer k16 steps live at a time (register pressure).
+#pragma unroll(Cfg::m_blocks > 1 ? 2 : Cfg::k16_per_warp)
     for (int i = 0; i < Cfg::k16_per_warp; ++i) {
       const int kk = wk * Cfg::k16_per_warp + i;
-      const int unit = wn * Cfg::k16_per_tile + kk;
-      const U4 bw = *reinterpret_cast<const U4*>(sb + unit * 512 + lane * 16);
-      const U2 sw = *reinterpret_cast<const U2*>(ss + unit * 64 + g * 8);
+      const int unit = strip * Cfg::k16_per_tile + kk;
+      u32 words[Cfg::warp_tiles / 2];
+      u32 scale[Cfg::warp_tiles];
+      if constexpr (Cfg::warp_cols == 64) {
+        const U4 bw = *reinterpret_cast<const U4*>(sb + unit * 512 + lane * 16);
+        const U2 sw = *reinterpret_cast<const U2*>(ss + unit * 64 + g * 8);
+        words[0] = bw.x, words[1] = bw.y, words[2] = bw.z, words[3] = bw.w;
+        decode_scales<bf16>(sw.x, sw.y, scale);
+      } else {
+        const U2 bw = *reinterpret_cast<const U2*>(sb + unit * 512 + lane * 16 + half * 8);
+        const u32 sw = *reinterpret_cast<const u32*>(ss + unit * 64 + g * 8 + half * 4);
+        words[0] = bw.x, words[1] = bw.y;
+        decode_scales4<bf16>(sw, scale);
+      }
       u32 a[Cfg::m_blocks][4];
 #pragma unroll
       for (int mb = 0; mb < Cfg::m_blocks; ++mb) {
-        const int mat = lane / 8;
-        const int r = mb * 16 + (mat & 1) * 8 + (lane & 7);
-        const int ch = kk * 2 + (mat >> 1);
-        ldmatrix_x4(a[mb], smem_u32(s + r * Cfg::tile_k * 2 + ((ch ^ (r & 7)) * 16)));
+        const int ch = (kk * 2 + (mat >> 1)) ^ (lane & 7);
+        ldmatrix_x4(a[mb], a_row + mb * 16 * Cfg::tile_k * 2 + ch * 16);
       }
-      u32 scale[8];
-      decode_scales<bf16>(sw.x, sw.y, scale);
-      const u32 words[4] = {bw.x, bw.y, bw.z, bw.w};
 #pragma unroll
-      for (int j = 0; j < 4; ++j) {
+      for (int j = 0; j < Cfg::warp_tiles / 2; ++j) {
         u32 f[4];
         decode_e2m1_word<bf16>(words[j], f);
         const u32 b00 = mul2<bf16>(f[0], scale[2 * j]), b01 = mul2<bf16>(f[1], scale[2 * j]);
@@ -200,9 +283,9 @@ struct GemmKernel {
   }
 
   // Fragment element (mb, j, e) of this lane sits at row mb*16 + g (+8 for e >= 2) and
-  // column wn*64 + j*8 + 2t (+1 for odd e) of the block's tile.
+  // column wn*warp_cols + j*8 + 2t (+1 for odd e) of the block's tile.
   __device__ int frag_row(int mb, int e) const { return mb * 16 + lane / 4 + (e >= 2 ? 8 : 0); }
-  __device__ int frag_col(int j) const { return wn * 64 + j * 8 + (lane % 4) * 2; }
+  __device__ int frag_col(int j) const { return wn * Cfg::warp_cols + j * 8 + (lane % 4) * 2; }
 
   // Sum the accumulators of the warps that split k, in a fixed order, into wk == 0.
   __device__ void reduce_warps_k(Acc& acc) const {
@@ -213,7 +296,7 @@ struct GemmKernel {
 #pragma unroll
           for (int mb = 0; mb < Cfg::m_blocks; ++mb)
 #pragma unroll
-            for (int j = 0; j < 8; ++j)
+            for (int j = 0; j < Cfg::warp_tiles; ++j)
 #pragma unroll
               for (int h = 0; h < 2; ++h) {
                 F2* cell = reinterpret_cast<F2*>(red + frag_row(mb, 2 * h) * Cfg::tile_n +
@@ -244,7 +327,7 @@ struct GemmKernel {
 #pragma unroll
       for (int h = 0; h < 2; ++h)
 #pragma unroll
-        for (int j = 0; j < 8; ++j)
+        for (int j = 0; j < Cfg::warp_tiles; ++j)
           store_pair(at, frag_row(mb, 2 * h), frag_col(j), acc[mb][j][2 * h],
                      acc[mb][j][2 * h + 1]);
   }
@@ -282,23 +365,28 @@ struct GemmKernel {
       if (wk == 0) store_tile(at, acc);
       return;
     }
-    // A partial: publish it in this block's slot (0 = its first tile, 1 = its last).
-    const long long tile_units = p.k_tiles;
-    auto slot_of = [&](int b) {
-      return static_cast<int>(stripe.begin(b) / tile_units) == at.tile ? 0 : 1;
-    };
+    // A partial. The blocks sharing this tile are first_block..last_block; each publishes
+    // in slot 0 when the tile is its first one, slot 1 when it is its last. Only the first
+    // block can have started in an earlier tile.
+    const int tile_start = at.tile * p.k_tiles;
+    const int first_block = stripe.block_of(tile_start);
+    const int last_block = stripe.block_of(tile_start + p.k_tiles - 1);
+    const int first_slot = stripe.begin(first_block) < tile_start ? 1 : 0;
     constexpr int slot_floats = Cfg::rows * Cfg::tile_n;
+    auto partial = [&](int b) {
+      return p.workspace + (2LL * b + (b == first_block ? first_slot : 0)) * slot_floats;
+    };
     const int rows_left = p.m - at.m_tile * Cfg::rows;
     const int valid_rows = rows_left < Cfg::rows ? rows_left : Cfg::rows;
     if (wk == 0) {
-      float* ws = p.workspace + (2LL * blockIdx.x + slot_of(blockIdx.x)) * slot_floats;
+      float* ws = partial(blockIdx.x);
 #pragma unroll
       for (int mb = 0; mb < Cfg::m_blocks; ++mb)
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
           if (frag_row(mb, 2 * h) >= valid_rows) continue;
 #pragma unroll
-          for (int j = 0; j < 8; ++j)
+          for (int j = 0; j < Cfg::warp_tiles; ++j)
             *reinterpret_cast<F2*>(ws + frag_row(mb, 2 * h) * Cfg::tile_n + frag_col(j)) =
                 F2{acc[mb][j][2 * h], acc[mb][j][2 * h + 1]};
         }
@@ -307,8 +395,6 @@ struct GemmKernel {
     // in every thread made this path cost tens of microseconds.
     __shared__ int last;
     __syncthreads();
-    const int first_block = stripe.block_of(static_cast<long long>(at.tile) * tile_units);
-    const int last_block = stripe.block_of((at.tile + 1LL) * tile_units - 1);
     if (threadIdx.x == 0) {
       __threadfence();
       const int arrived = atomicAdd(p.locks + at.tile, 1);
@@ -326,13 +412,13 @@ struct GemmKernel {
     for (int q = threadIdx.x; q < valid_rows * quads_per_row; q += Cfg::threads) {
       const int r = q / quads_per_row, c = (q % quads_per_row) * 4;
       float sum[4];
+      load_cg4(partial(first_block) + r * Cfg::tile_n + c, sum);
 #pragma unroll 4
-      for (int b = first_block; b <= last_block; ++b) {
-        const float* ws = p.workspace + (2LL * b + slot_of(b)) * slot_floats + r * Cfg::tile_n + c;
+      for (int b = first_block + 1; b <= last_block; ++b) {
         float v[4];
-        load_cg4(ws, v);
+        load_cg4(partial(b) + r * Cfg::tile_n + c, v);
 #pragma unroll
-        for (int e = 0; e < 4; ++e) sum[e] = b == first_block ? v[e] : sum[e] + v[e];
+        for (int e = 0; e < 4; ++e) sum[e] += v[e];
       }
       store_pair(at, r, c, sum[0], sum[1]);
       store_pair(at, r, c + 2, sum[2], sum[3]);
@@ -340,17 +426,16 @@ struct GemmKernel {
   }
 
   __device__ void run() const {
-    const Stripe stripe{static_cast<long long>(p.m_tiles) * p.n_tiles * p.k_tiles,
-                        static_cast<int>(gridDim.x)};
-    const long long u_begin = stripe.begin(blockIdx.x);
-    const int count = static_cast<int>(stripe.begin(blockIdx.x + 1) - u_begin);
-    const u64 policy = evict_first_policy();
-    Cursor loading = Cursor::at(u_begin, p), computing = loading;
+    const Stripe stripe{p.stripe_units, p.stripe_extra};
+    const int u_begin = stripe.begin(blockIdx.x);
+    const int count = stripe.begin(blockIdx.x + 1) - u_begin;
+    Cursor computing = Cursor::at(u_begin, p);
+    StageLoader<Cfg> loader(p, computing);
 #pragma unroll
     for (int s = 0; s < Cfg::stages - 1; ++s) {
       if (s < count) {
-        load_stage(loading, s, policy);
-        loading.advance(p);
+        loader.load(smem_addr + s * Cfg::stage_bytes);
+        loader.advance();
       }
       cp_async_commit();
     }
@@ -362,8 +447,8 @@ struct GemmKernel {
       cp_async_wait<Cfg::stages - 2>();
       __syncthreads();
       if (i + Cfg::stages - 1 < count) {
-        load_stage(loading, load_slot, policy);
-        loading.advance(p);
+        loader.load(smem_addr + load_slot * Cfg::stage_bytes);
+        loader.advance();
       }
       cp_async_commit();
       load_slot = load_slot + 1 == Cfg::stages ? 0 : load_slot + 1;
@@ -383,7 +468,7 @@ struct GemmKernel {
 #pragma unroll
     for (int mb = 0; mb < Cfg::m_blocks; ++mb)
 #pragma unroll
-      for (int j = 0; j < 8; ++j)
+      for (int j = 0; j < Cfg::warp_tiles; ++j)
 #pragma unroll
         for (int e = 0; e < 4; ++e) acc[mb][j][e] = 0.f;
   }

@@ -45,8 +45,6 @@ __device__ __forceinline__ float bits_to_float(u32 b) {
   return f;
 }
 
-
-
 // Four 8x8 b16 matrices from shared memory: the A operand of m16n8k16.
 __device__ __forceinline__ void ldmatrix_x4(u32 (&r)[4], u32 smem_addr) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
@@ -54,18 +52,17 @@ __device__ __forceinline__ void ldmatrix_x4(u32 (&r)[4], u32 smem_addr) {
                : "r"(smem_addr));
 }
 
-// D = A * B + D, f32 accumulators. kBf16 selects the input type.
+// D = A * B + D, f32 accumulators. kBf16 selects the input type. Not volatile: it is
+// pure register arithmetic, and the scheduler must be free to interleave it with the decode.
 template <bool kBf16>
 __device__ __forceinline__ void mma_16816(float (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) {
   if constexpr (kBf16) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
         "{%8,%9}, {%0,%1,%2,%3};\n"
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
   } else {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
         "{%8,%9}, {%0,%1,%2,%3};\n"
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
@@ -127,6 +124,5 @@ __device__ __forceinline__ void load_cg4(const float* p, float (&v)[4]) {
                : "=f"(v[0]), "=f"(v[1]), "=f"(v[2]), "=f"(v[3])
                : "l"(p));
 }
-
 
 }  // namespace marlinrt::kern

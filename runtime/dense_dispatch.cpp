@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <limits>
 
 #include "runtime/fail.hpp"
 #include "runtime/nvfp4_layout.hpp"
@@ -25,9 +26,12 @@ constexpr int kMaxStages = 4;
 
 }  // namespace
 
+int gemm_warp_cols(int m_blocks) { return m_blocks == 1 ? 64 : 32; }
+
 int gemm_smem_bytes(const GemmTile& t) {
   const int rows = 16 * t.m_blocks;
-  const int warps = t.threads / 32, warps_n = t.tile_n / 64, warps_k = warps / warps_n;
+  const int warps = t.threads / 32, warps_n = t.tile_n / gemm_warp_cols(t.m_blocks);
+  const int warps_k = warps / warps_n;
   const int stage = rows * t.tile_k * 2 + t.tile_k * t.tile_n / 2 + t.tile_k * t.tile_n / 16;
   const int reduce = warps_k > 1 ? rows * t.tile_n * 4 : 0;
   return t.stages * stage + reduce;
@@ -53,8 +57,16 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
       plan.n_tiles = static_cast<int>(n_padded / c.tile_n);
       plan.k_tiles = static_cast<int>(k_padded / c.tile_k);
       const std::int64_t units = std::int64_t{plan.m_tiles} * plan.n_tiles * plan.k_tiles;
+      if (units >= std::numeric_limits<int>::max()) {
+        fail(Status::invalid_argument,
+             "a {}x{}x{} GEMM has {} work units; the kernel indexes them with 32-bit integers "
+             "(at most 2^31 - 1): split the call over fewer rows",
+             m, n_padded, k_padded, units);
+      }
       const int per_sm = m_blocks <= 2 && 2 * smem <= smem_limit ? 2 : 1;
       plan.blocks = static_cast<int>(std::min<std::int64_t>(std::int64_t{sm_count} * per_sm, units));
+      plan.stripe_units = static_cast<int>(units / plan.blocks);
+      plan.stripe_extra = static_cast<int>(units % plan.blocks);
       plan.smem_bytes = smem;
       plan.workspace_floats = 2LL * plan.blocks * 16 * m_blocks * c.tile_n;
       plan.lock_count = std::int64_t{plan.m_tiles} * plan.n_tiles;

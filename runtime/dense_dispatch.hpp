@@ -28,11 +28,15 @@ namespace marlinrt::detail {
 // in kernel_templates/gemm.cuh (the kernel traps if the launch gives it less).
 int gemm_smem_bytes(const GemmTile& tile);
 
+// Output columns one warp owns: the host mirror of GemmConfig::warp_cols.
+int gemm_warp_cols(int m_blocks);
+
 // One dense launch: the kernel and its striped grid.
 struct DensePlan {
   KernelKey key;
   int blocks = 0;  // stripes, one block each
   int m_tiles = 0, n_tiles = 0, k_tiles = 0;
+  int stripe_units = 0, stripe_extra = 0;  // block b starts at b * stripe_units + min(b, extra)
   int smem_bytes = 0;
   std::int64_t workspace_floats = 0;  // fp32 partial-sum slots
   std::int64_t lock_count = 0;        // one arrival counter per output tile

@@ -10,16 +10,17 @@
 namespace marlinrt::detail {
 
 int device_of_pointer(const void* ptr) {
+  // One driver call for both attributes: this runs on every launch.
   int ordinal = -1;
-  const auto r = driver().pointer_get_attribute(&ordinal, CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL,
-                                                reinterpret_cast<CUdeviceptr>(ptr));
-  if (r != CUDA_SUCCESS) return -1;
   unsigned memory_type = 0;
-  if (driver().pointer_get_attribute(&memory_type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE,
-                                     reinterpret_cast<CUdeviceptr>(ptr)) != CUDA_SUCCESS ||
-      memory_type == CU_MEMORYTYPE_HOST) {
-    return -1;
-  }
+  CUpointer_attribute attributes[] = {CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL,
+                                      CU_POINTER_ATTRIBUTE_MEMORY_TYPE};
+  void* values[] = {&ordinal, &memory_type};
+  const auto r = driver().pointer_get_attributes(2, attributes, values,
+                                                 reinterpret_cast<CUdeviceptr>(ptr));
+  // Unknown pointers give success with memory type 0 here (not an error, unlike the singular
+  // query): only device or managed memory counts.
+  if (r != CUDA_SUCCESS || memory_type == 0 || memory_type == CU_MEMORYTYPE_HOST) return -1;
   return ordinal;
 }
 

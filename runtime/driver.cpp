@@ -82,6 +82,7 @@ std::string resolve_all(GetProcAddress g, Driver& d) {
   resolve(g, d.stream_end_capture, "cuStreamEndCapture", {10000}, missing);
   resolve(g, d.graph_destroy, "cuGraphDestroy", {10000}, missing);
   resolve(g, d.pointer_get_attribute, "cuPointerGetAttribute", {4000}, missing);
+  resolve(g, d.pointer_get_attributes, "cuPointerGetAttributes", {7000}, missing);
   resolve(g, d.event_create, "cuEventCreate", {2000}, missing);
   resolve(g, d.event_record, "cuEventRecord", {2000}, missing);
   resolve(g, d.event_synchronize, "cuEventSynchronize", {2000}, missing);

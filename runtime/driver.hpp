@@ -62,6 +62,7 @@ struct Driver {
   decltype(&::cuStreamEndCapture) stream_end_capture = nullptr;
   decltype(&::cuGraphDestroy) graph_destroy = nullptr;
   decltype(&::cuPointerGetAttribute) pointer_get_attribute = nullptr;
+  decltype(&::cuPointerGetAttributes) pointer_get_attributes = nullptr;
   decltype(&::cuEventCreate) event_create = nullptr;
   decltype(&::cuEventRecord) event_record = nullptr;
   decltype(&::cuEventSynchronize) event_synchronize = nullptr;

@@ -66,6 +66,8 @@ void linear(Stream stream, MatrixView x, const PreparedLinear& w, MutableMatrixV
   params.m_tiles = plan.m_tiles;
   params.n_tiles = plan.n_tiles;
   params.k_tiles = plan.k_tiles;
+  params.stripe_units = plan.stripe_units;
+  params.stripe_extra = plan.stripe_extra;
   params.vector_store =
       reinterpret_cast<std::uintptr_t>(y.data) % 4 == 0 && y.stride() % 2 == 0 ? 1 : 0;
   launch(kernel, stream, {static_cast<unsigned>(plan.blocks)}, {plan.key.tile.threads},

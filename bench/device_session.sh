@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# One device-machine call: build, [gpu] tests, dense benchmark, optional Nsight Compute
+# profile. Logs go under $OUT; a short table is printed last.
+#   bench/device_session.sh [--no-tests] [--bench "ARGS"] [--ncu "NxK M"]...
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+out=${OUT:-/tmp/marlinrt-out}
+mkdir -p "$out"
+tests=1 bench_args=() ncu_cases=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --no-tests) tests=0 ;;
+    --bench) bench_args+=("$2"); shift ;;
+    --ncu) ncu_cases+=("$2"); shift ;;
+  esac
+  shift
+done
+nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$out/gpu.txt"
+start=$(date +%s)
+cmake --preset release -G Ninja >"$out/configure.log" 2>&1 &&
+  cmake --build --preset release -j16 >"$out/build.log" 2>&1 || { tail -40 "$out/build.log"; exit 1; }
+echo "build: $(( $(date +%s) - start )) s"
+if [ $tests = 1 ]; then
+  t0=$(date +%s)
+  build/release/tests/marlinrt_tests "[gpu]" >"$out/gpu-tests.log" 2>&1
+  echo "gpu tests: rc $? in $(( $(date +%s) - t0 )) s; $(tail -3 "$out/gpu-tests.log" | tr '\n' ' ')"
+fi
+export MARLINRT_CACHE_DIR=/tmp/marlinrt-cache
+for c in "${ncu_cases[@]}"; do
+  read -r shape m <<<"$c"
+  ncu --clock-control none -k regex:marlinrt_kernel --launch-skip 40 --launch-count 1 \
+    --section SpeedOfLight --section WarpStateStats --section SchedulerStats \
+    --section Occupancy --section LaunchStats --section MemoryWorkloadAnalysis \
+    build/release/tools/marlinrt bench dense --shapes "$shape" --m "$m" --dtype bf16 \
+    --warmup 30 --reps 20 --out /tmp/ncu-bench >"$out/ncu-$shape-$m.txt" 2>&1 || true
+  grep -E "Duration|DRAM Throughput|Compute \(SM\) Throughput|Registers Per|Achieved Occupancy|Issued Ipc|Warp Cycles Per Issued|No Eligible|Block Limit" \
+    "$out/ncu-$shape-$m.txt" | sed "s/^/  ncu $shape M=$m: /" | head -14
+done
+for b in "${bench_args[@]}"; do
+  # shellcheck disable=SC2086
+  timeout 420 build/release/tools/marlinrt bench dense --out "$out" $b >"$out/bench.log" 2>&1
+  echo "bench rc $?"
+  cat "$out/bench.log" | tail -90
+done
