@@ -30,10 +30,10 @@ for c in "${ncu_cases[@]}"; do
   read -r shape m <<<"$c"
   ncu --clock-control none -k regex:marlinrt_kernel --launch-skip 40 --launch-count 1 \
     --section SpeedOfLight --section WarpStateStats --section SchedulerStats \
-    --section Occupancy --section LaunchStats --section MemoryWorkloadAnalysis \
+    --section Occupancy --section LaunchStats --section ComputeWorkloadAnalysis --section InstructionStats \
     build/release/tools/marlinrt bench dense --shapes "$shape" --m "$m" --dtype bf16 \
     --warmup 30 --reps 20 --out /tmp/ncu-bench >"$out/ncu-$shape-$m.txt" 2>&1 || true
-  grep -E "Duration|DRAM Throughput|Compute \(SM\) Throughput|Registers Per|Achieved Occupancy|Issued Ipc|Warp Cycles Per Issued|No Eligible|Block Limit" \
+  grep -E "Duration|Executed Ipc A|Issue Slots Busy|Executed Instructions  |DRAM Throughput|Compute \(SM\) Throughput|Registers Per|Achieved Occupancy|Issued Ipc|Warp Cycles Per Issued|No Eligible|Block Limit" \
     "$out/ncu-$shape-$m.txt" | sed "s/^/  ncu $shape M=$m: /" | head -14
 done
 for b in "${bench_args[@]}"; do
