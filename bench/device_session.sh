@@ -17,8 +17,8 @@ while [ $# -gt 0 ]; do
 done
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$out/gpu.txt"
 start=$(date +%s)
-cmake --preset release -G Ninja >"$out/configure.log" 2>&1 &&
-  cmake --build --preset release -j16 >"$out/build.log" 2>&1 || { tail -40 "$out/build.log"; exit 1; }
+cmake --preset release -G Ninja >"$out/build.log" 2>&1 &&
+  cmake --build --preset release -j16 >>"$out/build.log" 2>&1 || { tail -40 "$out/build.log"; exit 1; }
 echo "build: $(( $(date +%s) - start )) s"
 if [ $tests = 1 ]; then
   t0=$(date +%s)
@@ -28,11 +28,11 @@ fi
 export MARLINRT_CACHE_DIR=/tmp/marlinrt-cache
 for c in "${ncu_cases[@]}"; do
   read -r shape m <<<"$c"
-  ncu --clock-control none -k regex:marlinrt_kernel --launch-skip 40 --launch-count 1 \
+  ncu --clock-control none -k regex:marlinrt_kernel --launch-skip 250 --launch-count 1 \
     --section SpeedOfLight --section WarpStateStats --section SchedulerStats \
     --section Occupancy --section LaunchStats --section ComputeWorkloadAnalysis --section InstructionStats \
     build/release/tools/marlinrt bench dense --shapes "$shape" --m "$m" --dtype bf16 \
-    --warmup 30 --reps 20 --out /tmp/ncu-bench >"$out/ncu-$shape-$m.txt" 2>&1 || true
+    --warmup 300 --reps 20 --out /tmp/ncu-bench >"$out/ncu-$shape-$m.txt" 2>&1 || true
   grep -E "Duration|Executed Ipc A|Issue Slots Busy|Executed Instructions  |DRAM Throughput|Compute \(SM\) Throughput|Registers Per|Achieved Occupancy|Issued Ipc|Warp Cycles Per Issued|No Eligible|Block Limit" \
     "$out/ncu-$shape-$m.txt" | sed "s/^/  ncu $shape M=$m: /" | head -14
 done
