@@ -122,7 +122,6 @@ template <class Cfg>
 struct StageLoader {
   const GemmParams& p;
   Cursor at;
-  u64 policy;
   const char* a_src[Cfg::a_iters];
   int a_col[Cfg::a_iters];  // first column of the chunk; -1: the row is past m
   const char* b_src[Cfg::b_iters];
@@ -137,7 +136,7 @@ struct StageLoader {
   }
 
   __device__ StageLoader(const GemmParams& params, Cursor start)
-      : p(params), at(start), policy(evict_first_policy()) {
+      : p(params), at(start) {
     start_tile();
   }
 
@@ -196,19 +195,20 @@ struct StageLoader {
       cp_async16(stage + r * Cfg::tile_k * 2 + ((ch ^ (r & 7)) * 16), ok ? a_src[i] : p.a,
                  ok ? 16 : 0);
     }
-    // B: tile_n / 64 strips of k16_per_tile units, each contiguous in global memory.
+    // B: tile_n / 64 strips of k16_per_tile units, each contiguous in global memory. (No L2
+    // evict-first hint: a member-held createpolicy value faulted as an illegal instruction
+    // in one specialization, and the weights stream through L2 once either way.)
 #pragma unroll
     for (int i = 0; i < Cfg::b_iters; ++i) {
       if (!owns(i, Cfg::b_chunks)) continue;
       const int c = threadIdx.x + i * Cfg::threads;
-      cp_async16_stream(stage + Cfg::a_stage_bytes + c * 16, b_src[i], policy);
+      cp_async16(stage + Cfg::a_stage_bytes + c * 16, b_src[i], 16);
     }
 #pragma unroll
     for (int i = 0; i < Cfg::s_iters; ++i) {
       if (!owns(i, Cfg::s_chunks)) continue;
       const int c = threadIdx.x + i * Cfg::threads;
-      cp_async16_stream(stage + Cfg::a_stage_bytes + Cfg::b_stage_bytes + c * 16, s_src[i],
-                        policy);
+      cp_async16(stage + Cfg::a_stage_bytes + Cfg::b_stage_bytes + c * 16, s_src[i], 16);
     }
   }
 };

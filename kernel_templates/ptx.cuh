@@ -14,18 +14,6 @@ __device__ __forceinline__ void cp_async16(u32 smem_addr, const void* gmem, int 
                "r"(src_bytes));
 }
 
-// Same, with an L2 evict-first hint: weights are streamed once.
-__device__ __forceinline__ void cp_async16_stream(u32 smem_addr, const void* gmem, u64 policy) {
-  asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2;\n" ::"r"(smem_addr),
-               "l"(gmem), "l"(policy));
-}
-
-__device__ __forceinline__ u64 evict_first_policy() {
-  u64 policy;
-  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
-  return policy;
-}
-
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 
 template <int N>
