@@ -50,7 +50,7 @@ struct GemmConfig {
   static constexpr int b_stage_bytes = kTileK * kTileN / 2;
   static constexpr int s_stage_bytes = kTileK * kTileN / 16;
   static constexpr int stage_bytes = a_stage_bytes + b_stage_bytes + s_stage_bytes;
-  static constexpr int reduce_bytes = warps_k > 1 ? rows * kTileN * 4 : 0;
+  static constexpr int reduce_bytes = (warps_k - 1) * rows * kTileN * 4;
   static constexpr int smem_bytes = kStages * stage_bytes + reduce_bytes;
   // 16-byte chunks each stage copies, and how many per thread (the last round may be partial).
   static constexpr int a_chunks = a_stage_bytes / 16;
@@ -287,36 +287,41 @@ struct GemmKernel {
   __device__ int frag_row(int mb, int e) const { return mb * 16 + lane / 4 + (e >= 2 ? 8 : 0); }
   __device__ int frag_col(int j) const { return wn * Cfg::warp_cols + j * 8 + (lane % 4) * 2; }
 
-  // Sum the accumulators of the warps that split k, in a fixed order, into wk == 0.
+  // Sum the accumulators of the warps that split k into wk == 0, in a fixed order (wk = 0,
+  // 1, 2, ...): the others park theirs in one shared slot each, then one barrier. (A chain of
+  // one barrier per warp made barrier waits the top stall of small layers.)
   __device__ void reduce_warps_k(Acc& acc) const {
     if constexpr (Cfg::warps_k > 1) {
+      constexpr int slot_floats = Cfg::rows * Cfg::tile_n;
       float* red = reinterpret_cast<float*>(smem + Cfg::stages * Cfg::stage_bytes);
-      for (int step = Cfg::warps_k - 1; step >= 0; --step) {
-        if (wk == step) {
+      auto cell = [&](int slot, int mb, int j, int h) {
+        return reinterpret_cast<F2*>(red + slot * slot_floats +
+                                     frag_row(mb, 2 * h) * Cfg::tile_n + frag_col(j));
+      };
+      if (wk > 0) {
+#pragma unroll
+        for (int mb = 0; mb < Cfg::m_blocks; ++mb)
+#pragma unroll
+          for (int j = 0; j < Cfg::warp_tiles; ++j)
+#pragma unroll
+            for (int h = 0; h < 2; ++h)
+              *cell(wk - 1, mb, j, h) = F2{acc[mb][j][2 * h], acc[mb][j][2 * h + 1]};
+      }
+      __syncthreads();
+      if (wk == 0) {
+        for (int slot = 0; slot < Cfg::warps_k - 1; ++slot)
 #pragma unroll
           for (int mb = 0; mb < Cfg::m_blocks; ++mb)
 #pragma unroll
             for (int j = 0; j < Cfg::warp_tiles; ++j)
 #pragma unroll
               for (int h = 0; h < 2; ++h) {
-                F2* cell = reinterpret_cast<F2*>(red + frag_row(mb, 2 * h) * Cfg::tile_n +
-                                                 frag_col(j));
-                float x = acc[mb][j][2 * h], y = acc[mb][j][2 * h + 1];
-                if (step != Cfg::warps_k - 1) {
-                  const F2 prev = *cell;
-                  x = prev.x + x;
-                  y = prev.y + y;
-                }
-                if (step == 0) {
-                  acc[mb][j][2 * h] = x;
-                  acc[mb][j][2 * h + 1] = y;
-                } else {
-                  *cell = F2{x, y};
-                }
+                const F2 v = *cell(slot, mb, j, h);
+                acc[mb][j][2 * h] += v.x;
+                acc[mb][j][2 * h + 1] += v.y;
               }
-        }
-        __syncthreads();
       }
+      // The slots are written again only after the next stage's barrier.
     }
   }
 

@@ -33,7 +33,7 @@ int gemm_smem_bytes(const GemmTile& t) {
   const int warps = t.threads / 32, warps_n = t.tile_n / gemm_warp_cols(t.m_blocks);
   const int warps_k = warps / warps_n;
   const int stage = rows * t.tile_k * 2 + t.tile_k * t.tile_n / 2 + t.tile_k * t.tile_n / 16;
-  const int reduce = warps_k > 1 ? rows * t.tile_n * 4 : 0;
+  const int reduce = (warps_k - 1) * rows * t.tile_n * 4;
   return t.stages * stage + reduce;
 }
 
