@@ -38,10 +38,10 @@ template <bool kBf16>
 __device__ __forceinline__ u32 decode_e4m3_pair(u32 x) {
   if constexpr (kBf16) {
     const u32 h = and_or(x, 0x80008000u, (x >> 4) & 0x07F007F0u);  // scale * 2^-120
-    return mul2<true>(mul2<true>(h, 0x7B807B80u), 0x7B007B00u);      // * 2^120 * 2^119
+    return mul2<true>(mul2<true>(h, 0x7B807B80u), 0x7B007B00u);    // * 2^120 * 2^119
   } else {
     const u32 h = and_or(x, 0x80008000u, (x >> 1) & 0x3F803F80u);  // scale * 2^-8
-    return mul2<false>(h, 0x78007800u);                              // * 2^15
+    return mul2<false>(h, 0x78007800u);                            // * 2^15
   }
 }
 

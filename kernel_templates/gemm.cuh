@@ -86,8 +86,7 @@ struct Stripe {
   __device__ int begin(int b) const { return b * units_per_block + (b < extra ? b : extra); }
   __device__ int block_of(int u) const {
     const int long_units = extra * (units_per_block + 1);
-    return u < long_units ? u / (units_per_block + 1)
-                          : extra + (u - long_units) / units_per_block;
+    return u < long_units ? u / (units_per_block + 1) : extra + (u - long_units) / units_per_block;
   }
 };
 
@@ -135,8 +134,7 @@ struct StageLoader {
     return chunks % Cfg::threads == 0 || static_cast<int>(threadIdx.x) + i * Cfg::threads < chunks;
   }
 
-  __device__ StageLoader(const GemmParams& params, Cursor start)
-      : p(params), at(start) {
+  __device__ StageLoader(const GemmParams& params, Cursor start) : p(params), at(start) {
     start_tile();
   }
 
@@ -224,8 +222,13 @@ struct GemmKernel {
   int warp, lane, wn, wk;
 
   __device__ GemmKernel(const GemmParams& params, char* shared)
-      : p(params), smem(shared), smem_addr(smem_u32(shared)), warp(threadIdx.x / 32),
-        lane(threadIdx.x % 32), wn(warp % Cfg::warps_n), wk(warp / Cfg::warps_n) {}
+      : p(params),
+        smem(shared),
+        smem_addr(smem_u32(shared)),
+        warp(threadIdx.x / 32),
+        lane(threadIdx.x % 32),
+        wn(warp % Cfg::warps_n),
+        wk(warp / Cfg::warps_n) {}
 
   // ---- math ----------------------------------------------------------------------------
   __device__ void compute_stage(int slot, Acc& acc) const {
@@ -295,8 +298,8 @@ struct GemmKernel {
       constexpr int slot_floats = Cfg::rows * Cfg::tile_n;
       float* red = reinterpret_cast<float*>(smem + Cfg::stages * Cfg::stage_bytes);
       auto cell = [&](int slot, int mb, int j, int h) {
-        return reinterpret_cast<F2*>(red + slot * slot_floats +
-                                     frag_row(mb, 2 * h) * Cfg::tile_n + frag_col(j));
+        return reinterpret_cast<F2*>(red + slot * slot_floats + frag_row(mb, 2 * h) * Cfg::tile_n +
+                                     frag_col(j));
       };
       if (wk > 0) {
 #pragma unroll
@@ -484,7 +487,8 @@ __device__ __forceinline__ void gemm_kernel(const GemmParams& params) {
   extern __shared__ __align__(128) char smem[];
   u32 dynamic_bytes;
   asm("mov.u32 %0, %%dynamic_smem_size;\n" : "=r"(dynamic_bytes));
-  if (dynamic_bytes < static_cast<u32>(Cfg::smem_bytes)) asm volatile("trap;");  // host/kernel disagree
+  if (dynamic_bytes < static_cast<u32>(Cfg::smem_bytes))
+    asm volatile("trap;");  // host/kernel disagree
   GemmKernel<Cfg>(params, smem).run();
 }
 

@@ -5,22 +5,22 @@
 namespace marlinrt::kern {
 
 struct GemmParams {
-  const void* a;          // activations [m, k], row stride lda elements, 16-byte aligned rows
-  const void* b;          // repacked E2M1 weights, see repack.cuh
-  const void* scales;     // repacked E4M3 group scales, see repack.cuh
-  const void* bias;       // [n] in the activation dtype, or null
-  void* c;                // output [m, n], row stride ldc elements
-  float* workspace;       // fp32 partial sums: 2 slots per block, rows*tile_n floats each
-  int* locks;             // one arrival counter per output tile, zero between launches
-  float global_scale;     // weight_scale_2 * 2^7 (the decode's power of two folded in)
-  int m, n, k;            // logical sizes
+  const void* a;           // activations [m, k], row stride lda elements, 16-byte aligned rows
+  const void* b;           // repacked E2M1 weights, see repack.cuh
+  const void* scales;      // repacked E4M3 group scales, see repack.cuh
+  const void* bias;        // [n] in the activation dtype, or null
+  void* c;                 // output [m, n], row stride ldc elements
+  float* workspace;        // fp32 partial sums: 2 slots per block, rows*tile_n floats each
+  int* locks;              // one arrival counter per output tile, zero between launches
+  float global_scale;      // weight_scale_2 * 2^7 (the decode's power of two folded in)
+  int m, n, k;             // logical sizes
   int n_padded, k_padded;  // multiples of 64: the repacked layout's extent
   long long lda, ldc;
   int m_tiles, n_tiles, k_tiles;
   // The striped partition of the m_tiles * n_tiles * k_tiles work units (< 2^31) over the
   // grid: block b starts at unit b * stripe_units + min(b, stripe_extra) (see Stripe).
   int stripe_units, stripe_extra;
-  int vector_store;       // 1 when c and ldc allow 32-bit paired stores
+  int vector_store;  // 1 when c and ldc allow 32-bit paired stores
 };
 
 }  // namespace marlinrt::kern

@@ -17,10 +17,18 @@ struct TileChoice {
 // Small batches stream weights: deep k tiles, 128 columns. Larger batches reuse each
 // weight tile over more rows: wide n tiles. Narrower fallbacks keep any padded shape
 // (multiples of 64) servable.
-constexpr std::array<TileChoice, 6> kSmallM = {
-    {{128, 128, 256}, {256, 64, 256}, {64, 256, 256}, {128, 64, 256}, {64, 128, 256}, {64, 64, 128}}};
-constexpr std::array<TileChoice, 6> kLargeM = {
-    {{64, 256, 256}, {128, 128, 256}, {256, 64, 256}, {128, 64, 256}, {64, 128, 256}, {64, 64, 128}}};
+constexpr std::array<TileChoice, 6> kSmallM = {{{128, 128, 256},
+                                                {256, 64, 256},
+                                                {64, 256, 256},
+                                                {128, 64, 256},
+                                                {64, 128, 256},
+                                                {64, 64, 128}}};
+constexpr std::array<TileChoice, 6> kLargeM = {{{64, 256, 256},
+                                                {128, 128, 256},
+                                                {256, 64, 256},
+                                                {128, 64, 256},
+                                                {64, 128, 256},
+                                                {64, 64, 128}}};
 
 constexpr int kMaxStages = 4;
 
@@ -64,7 +72,8 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
              m, n_padded, k_padded, units);
       }
       const int per_sm = m_blocks <= 2 && 2 * smem <= smem_limit ? 2 : 1;
-      plan.blocks = static_cast<int>(std::min<std::int64_t>(std::int64_t{sm_count} * per_sm, units));
+      plan.blocks =
+          static_cast<int>(std::min<std::int64_t>(std::int64_t{sm_count} * per_sm, units));
       plan.stripe_units = static_cast<int>(units / plan.blocks);
       plan.stripe_extra = static_cast<int>(units % plan.blocks);
       plan.smem_bytes = smem;
@@ -80,20 +89,29 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
 
 int default_sm_count(int arch) {
   switch (arch) {
-    case 80: return 108;  // A100
-    case 86: return 84;   // A40 / RTX A6000
-    case 87: return 16;   // Orin
-    case 89: return 142;  // L40S
-    case 90: return 132;  // H100 SXM
-    default: return 132;
+    case 80:
+      return 108;  // A100
+    case 86:
+      return 84;  // A40 / RTX A6000
+    case 87:
+      return 16;  // Orin
+    case 89:
+      return 142;  // L40S
+    case 90:
+      return 132;  // H100 SXM
+    default:
+      return 132;
   }
 }
 
 static int default_smem_limit(int arch) {
   switch (arch) {
-    case 80: return 163 * 1024;
-    case 90: return 227 * 1024;
-    default: return 99 * 1024;
+    case 80:
+      return 163 * 1024;
+    case 90:
+      return 227 * 1024;
+    default:
+      return 99 * 1024;
   }
 }
 
@@ -103,8 +121,8 @@ std::vector<KernelKey> dense_keys_for_shape(std::int64_t n, std::int64_t k, DTyp
   // The plan depends on m only through m_blocks (1..4); one m per bucket covers all.
   for (std::int64_t m : {1, 17, 33, 49}) {
     if (m > std::max<std::int64_t>(max_m, 1)) break;
-    const auto plan = plan_dense(m, padded(n), padded(k), act, arch, sm_count,
-                                 default_smem_limit(arch));
+    const auto plan =
+        plan_dense(m, padded(n), padded(k), act, arch, sm_count, default_smem_limit(arch));
     if (std::find(keys.begin(), keys.end(), plan.key) == keys.end()) keys.push_back(plan.key);
   }
   return keys;

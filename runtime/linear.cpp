@@ -41,9 +41,8 @@ void linear(Stream stream, MatrixView x, const PreparedLinear& w, MutableMatrixV
   if (m == 0) return;
   if (m > (1 << 30)) fail(Status::invalid_argument, "x has {} rows (at most 2^30)", m);
 
-  const DensePlan plan = plan_dense(m, p.n_padded, p.k_padded, p.activation,
-                                    dev.compute_capability, dev.sm_count,
-                                    dev.max_shared_per_block_optin);
+  const DensePlan plan = plan_dense(m, p.n_padded, p.k_padded, p.activation, dev.compute_capability,
+                                    dev.sm_count, dev.max_shared_per_block_optin);
   const LoadedKernel& kernel = get_kernel(plan.key, stream);
   const GemmWorkspace ws = gemm_workspace(stream, plan.workspace_floats, plan.lock_count);
 

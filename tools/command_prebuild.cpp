@@ -109,12 +109,12 @@ int run_prebuild(const PrebuildOptions& options) {
   const detail::DiskCache& cache = detail::jit_disk_cache();
   const std::string cache_dir = cache.config().dir.string();
   if (!cache.usable()) {
-    detail::fail(Status::cache_error,
-                 "the kernel cache at {} cannot be used ({}), so prebuild has nowhere to store "
-                 "kernels; `marlinrt info` says more",
-                 cache_dir,
-                 cache.config().disabled ? "MARLINRT_CACHE_DISABLE is set"
-                                         : cache.unusable_reason());
+    detail::fail(
+        Status::cache_error,
+        "the kernel cache at {} cannot be used ({}), so prebuild has nowhere to store "
+        "kernels; `marlinrt info` says more",
+        cache_dir,
+        cache.config().disabled ? "MARLINRT_CACHE_DISABLE is set" : cache.unusable_reason());
   }
   if (keys.empty()) {
     fmt::print("prebuild: the usage log lists no kernels; nothing to do\n");
