@@ -1,16 +1,16 @@
-// Exact in-register decode of E2M1 weights and E4M3 group scales to fp16/bf16.
+// Exact in-register decode of E2M1 weights and group scales to fp16/bf16.
 //
 // Weights: a nibble s|e1 e0 m placed with its sign at bit 15 and e1 e0 m at the top of
 // the exponent's low bits is the E2M1 value times a power of two, exactly (the 0.5
 // subnormal included): x 2^-14 in fp16 (e1e0m -> bits 11..9), x 2^-126 in bf16
 // (-> bits 8..6).
 //
-// Scales: the E4M3 byte placed the same way is the scale times 2^-8 (fp16) or 2^-120
-// (bf16), exactly, subnormals included; multiplying by exact powers of two then gives
-// scale * 2^7 (fp16: x 2^15) or scale * 2^119 (bf16: x 2^120 x 2^119). The product
-// weight * scale is then e2m1 * e4m3 * 2^-7 in both types: never flushed, never
-// rounded (at most 6 significant bits, >= 2^-17), negative scales included. The
-// global scale carries the compensating 2^7 in fp32.
+// Scales: prepare re-encodes each E4M3 scale as an unsigned code with a 5-bit exponent
+// (repack.cuh), so that bit placement alone gives scale * 2^7 (fp16) or scale * 2^119
+// (bf16) for every finite E4M3 magnitude, subnormals included; signs and zeros were folded
+// into the weights. The product weight * scale is then e2m1 * e4m3 * 2^-7 in both types:
+// never flushed, never rounded (at most 6 significant bits, >= 2^-17). The global scale
+// carries the compensating 2^7 in fp32.
 #pragma once
 
 #include "ptx.cuh"
@@ -32,16 +32,16 @@ __device__ __forceinline__ void decode_e2m1_word(u32 w, u32 (&out)[4]) {
   }
 }
 
-// Scales of the bytes at bits 8..15 and 24..31 of x, as a packed pair, times 2^-7
-// relative to the weight decode above (see the file comment).
+// Scales of the codes at bits 8..15 and 24..31 of x (see repack.cuh: E << 3 | M for
+// 2^(E - 22) * 1.M), as a packed pair, by bit placement alone: E becomes the low five exponent
+// bits and M the top mantissa bits, plus a constant exponent in bf16. That gives the scale
+// times 2^7 (fp16: exponent E - 15) or 2^119 (bf16: exponent E + 224 - 127), all normal.
 template <bool kBf16>
-__device__ __forceinline__ u32 decode_e4m3_pair(u32 x) {
+__device__ __forceinline__ u32 decode_scale_pair(u32 x) {
   if constexpr (kBf16) {
-    const u32 h = and_or(x, 0x80008000u, (x >> 4) & 0x07F007F0u);  // scale * 2^-120
-    return mul2<true>(mul2<true>(h, 0x7B807B80u), 0x7B007B00u);    // * 2^120 * 2^119
+    return and_or(x >> 4, 0x0FF00FF0u, 0x70007000u);
   } else {
-    const u32 h = and_or(x, 0x80008000u, (x >> 1) & 0x3F803F80u);  // scale * 2^-8
-    return mul2<false>(h, 0x78007800u);                            // * 2^15
+    return (x >> 1) & 0x7F807F80u;
   }
 }
 
@@ -49,8 +49,8 @@ __device__ __forceinline__ u32 decode_e4m3_pair(u32 x) {
 // halves of a register, ready to multiply fragment registers.
 template <bool kBf16>
 __device__ __forceinline__ void decode_scales4(u32 w, u32 (&out)[4]) {
-  const u32 odd = decode_e4m3_pair<kBf16>(w);        // tiles 1, 3
-  const u32 even = decode_e4m3_pair<kBf16>(w << 8);  // tiles 0, 2
+  const u32 odd = decode_scale_pair<kBf16>(w);        // tiles 1, 3
+  const u32 even = decode_scale_pair<kBf16>(w << 8);  // tiles 0, 2
   out[0] = prmt(even, 0, 0x1010);
   out[1] = prmt(odd, 0, 0x1010);
   out[2] = prmt(even, 0, 0x3232);

@@ -11,8 +11,11 @@
 // so `word << 4p` exposes, at bits 12-15 and 28-31, the two halves of fragment
 // register p (fp4_decode.cuh). Padding holds code 0 (+0).
 //
-// Scales. Same unit grid; a unit is 8 x 8 bytes: [g][tile], the E4M3 byte of column
-// 8*tile + g of the unit, unchanged (the kernel decodes E4M3 exactly, fp4_decode.cuh).
+// Scales. Same unit grid; a unit is 8 x 8 bytes: [g][tile], the scale of column 8*tile + g of
+// the unit as an unsigned code E << 3 | M meaning 2^(E - 22) * (1 + M/8), E in [13, 30]: every
+// finite E4M3 magnitude, subnormals normalized, exactly (fp4_decode.cuh expands it with one
+// shift and one mask). The sign of a negative scale moves into its 16 weights (code ^ 8), and a
+// zero scale zeroes its weights (its code then says 1.0): weight * scale is unchanged.
 #pragma once
 
 #include "repack_params.h"
@@ -23,6 +26,23 @@ __device__ __forceinline__ unsigned int e2m1_code(const RepackWeightsParams& p, 
   if (n >= p.n || k >= p.k) return 0u;
   const unsigned int byte = p.weight[n * p.row_stride + (k >> 1)];
   return (byte >> ((k & 1) * 4)) & 0xFu;
+}
+
+// The E2M1 code of a weight whose block scale byte is `scale`, with the scale's sign folded in.
+__device__ __forceinline__ unsigned int fold_scale_sign(unsigned int code, unsigned int scale) {
+  if ((scale & 0x7Fu) == 0) return 0u;
+  return scale & 0x80u ? code ^ 8u : code;
+}
+
+// The scale code of an E4M3 byte (NaN bytes are counted and rejected by the caller).
+__device__ __forceinline__ unsigned char scale_code(unsigned int s) {
+  unsigned int e = (s >> 3) & 15u, m = s & 7u;
+  if (e == 0) {
+    if (m == 0) return 22u << 3;  // zero: the weights were zeroed, any finite code will do
+    const unsigned int top = m >= 4 ? 2u : m >= 2 ? 1u : 0u;  // m/8 * 2^-6 = 2^(top-9) * 1.f
+    return static_cast<unsigned char>((13u + top) << 3 | ((m << (3 - top)) & 7u));
+  }
+  return static_cast<unsigned char>((e + 15u) << 3 | m);  // 2^(e-7): E = e - 7 + 22
 }
 
 __device__ void repack_weights(const RepackWeightsParams p) {
@@ -38,10 +58,14 @@ __device__ void repack_weights(const RepackWeightsParams p) {
     const int g = lane >> 2, t = lane & 3;
     const int n0 = nb * 64 + 16 * j + g, n1 = n0 + 8;
     const int k0 = kb * 16 + 2 * t;
-    const unsigned int w = e2m1_code(p, n0, k0) << 12 | e2m1_code(p, n0, k0 + 1) << 28 |
-                           e2m1_code(p, n0, k0 + 8) << 8 | e2m1_code(p, n0, k0 + 9) << 24 |
-                           e2m1_code(p, n1, k0) << 4 | e2m1_code(p, n1, k0 + 1) << 20 |
-                           e2m1_code(p, n1, k0 + 8) | e2m1_code(p, n1, k0 + 9) << 16;
+    // All eight values lie in the scale block kb of columns n0 and n1.
+    const bool in_k = kb < p.k / 16;
+    const unsigned int s0 = n0 < p.n && in_k ? p.scales[n0 * p.scale_row_stride + kb] : 0x38u;
+    const unsigned int s1 = n1 < p.n && in_k ? p.scales[n1 * p.scale_row_stride + kb] : 0x38u;
+    auto c0 = [&](int k) { return fold_scale_sign(e2m1_code(p, n0, k), s0); };
+    auto c1 = [&](int k) { return fold_scale_sign(e2m1_code(p, n1, k), s1); };
+    const unsigned int w = c0(k0) << 12 | c0(k0 + 1) << 28 | c0(k0 + 8) << 8 | c0(k0 + 9) << 24 |
+                           c1(k0) << 4 | c1(k0 + 1) << 20 | c1(k0 + 8) | c1(k0 + 9) << 16;
     p.out[idx] = w;
   }
 }
@@ -57,12 +81,12 @@ __device__ void repack_scales(const RepackScalesParams p) {
     const int kb = static_cast<int>(unit % k_units);
     const int nb = static_cast<int>(unit / k_units);
     const int n = nb * 64 + tile * 8 + g;
-    unsigned char s = 0;
+    unsigned int s = 0x38u;  // padding: 1.0 (its weights are zero)
     if (n < p.n && kb < p.k / 16) {
       s = p.scales[n * p.row_stride + kb];
       if ((s & 0x7F) == 0x7F) atomicAdd(p.nan_count, 1);
     }
-    p.out[idx] = s;
+    p.out[idx] = scale_code(s);
   }
 }
 

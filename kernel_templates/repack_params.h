@@ -6,6 +6,8 @@ namespace marlinrt::kern {
 struct RepackWeightsParams {
   const unsigned char* weight;  // [n, k/2] packed E2M1, element 2i in the low nibble
   long long row_stride;         // bytes between rows of `weight`
+  const unsigned char* scales;  // [n, k/16] float8_e4m3fn: their signs fold into the weights
+  long long scale_row_stride;   // bytes between rows of `scales`
   int n, k, n_padded, k_padded;
   unsigned int* out;            // (n_padded/64) * (k_padded/16) * 128 words
 };

@@ -27,8 +27,25 @@ double half_bits_value(std::uint32_t bits, DType t) {
 
 }  // namespace
 
+std::uint8_t scale_code(std::uint8_t e4m3) {
+  const int e = (e4m3 >> 3) & 15, m = e4m3 & 7;
+  if (e == 0) {
+    if (m == 0) return 22 << 3;
+    const int top = m >= 4 ? 2 : m >= 2 ? 1 : 0;  // m/8 * 2^-6 = 2^(top - 9) * 1.f
+    return static_cast<std::uint8_t>((13 + top) << 3 | ((m << (3 - top)) & 7));
+  }
+  return static_cast<std::uint8_t>((e + 15) << 3 | m);
+}
+
+std::uint8_t fold_scale_sign(std::uint8_t e2m1, std::uint8_t e4m3) {
+  if ((e4m3 & 0x7F) == 0) return 0;
+  return e4m3 & 0x80 ? e2m1 ^ 8 : e2m1;
+}
+
 std::vector<std::uint32_t> repack_weights_host(std::span<const std::uint8_t> weight,
-                                               std::int64_t row_stride, std::int64_t n,
+                                               std::int64_t row_stride,
+                                               std::span<const std::uint8_t> scales,
+                                               std::int64_t scale_row_stride, std::int64_t n,
                                                std::int64_t k) {
   const std::int64_t np = padded(n), kp = padded(k), k_units = kp / 16;
   std::vector<std::uint32_t> out(static_cast<std::size_t>(np * kp / 8));
@@ -39,7 +56,9 @@ std::vector<std::uint32_t> repack_weights_host(std::span<const std::uint8_t> wei
           const int g = lane / 4, t = lane % 4;
           const std::int64_t n0 = nb * 64 + 16 * j + g, n1 = n0 + 8, k0 = kb * 16 + 2 * t;
           auto c = [&](std::int64_t nn, std::int64_t kk) -> std::uint32_t {
-            return code_at(weight, row_stride, nn, kk, n, k);
+            const std::uint8_t code = code_at(weight, row_stride, nn, kk, n, k);
+            if (nn >= n || kk >= k) return code;
+            return fold_scale_sign(code, scales[nn * scale_row_stride + kk / 16]);
           };
           // Nibble i of the word: see kernel_templates/repack.cuh.
           const std::uint32_t nibbles[8] = {c(n1, k0 + 8), c(n1, k0),     c(n0, k0 + 8),
@@ -80,22 +99,17 @@ std::vector<std::uint8_t> repack_scales_host(std::span<const std::uint8_t> scale
     const int tile = idx & 7, g = (idx >> 3) & 7;
     const std::int64_t unit = idx >> 6, kb = unit % k_units, nb = unit / k_units;
     const std::int64_t nn = nb * 64 + tile * 8 + g;
-    out[idx] = nn < n && kb < k / 16 ? scales[nn * row_stride + kb] : 0;
+    out[idx] = scale_code(nn < n && kb < k / 16 ? scales[nn * row_stride + kb] : 0x38);
   }
   return out;
 }
 
-double kernel_scale_value(std::uint8_t b, DType activation) {
-  // Place the byte as the kernel does, read the 16-bit pattern exactly, then apply
-  // the kernel's power-of-two multiplies (exact in double, and exact in 16 bit as the
-  // GPU test of every byte proves).
-  const std::uint32_t x = static_cast<std::uint32_t>(b) << 8;
-  if (activation == DType::f16) {
-    const std::uint32_t h = (x & 0x8000) | ((x >> 1) & 0x3F80);
-    return half_bits_value(h, DType::f16) * std::ldexp(1.0, 15);
-  }
-  const std::uint32_t h = (x & 0x8000) | ((x >> 4) & 0x07F0);
-  return half_bits_value(h, DType::bf16) * std::ldexp(1.0, 120) * std::ldexp(1.0, 119);
+double kernel_scale_value(std::uint8_t code, DType activation) {
+  // Place the code as the kernel does (decode_scale_pair) and read the 16-bit pattern.
+  const std::uint32_t x = static_cast<std::uint32_t>(code) << 8;
+  const std::uint32_t h = activation == DType::f16 ? (x >> 1) & 0x7F80
+                                                   : ((x >> 4) & 0x0FF0) | 0x7000;
+  return half_bits_value(h, activation);
 }
 
 double kernel_weight_value(std::uint8_t code, DType activation) {

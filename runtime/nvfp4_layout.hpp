@@ -23,23 +23,32 @@ inline std::int64_t repacked_scale_bytes(std::int64_t n, std::int64_t k) {
   return padded(n) * padded(k) / 16;
 }
 
-// weight: [n, k/2] bytes (row stride in bytes), E2M1 pairs, element 2i in the low nibble.
+// The kernel's unsigned scale code of an E4M3 byte: E << 3 | M for 2^(E - 22) * (1 + M/8)
+// (repack.cuh). Zero gives the code of 1.0; the sign is dropped (see fold_scale_sign).
+std::uint8_t scale_code(std::uint8_t e4m3);
+// An E2M1 code with its block scale's sign folded in: negated for a negative scale, +0 for a
+// zero scale, so that code * |scale| == original code * scale.
+std::uint8_t fold_scale_sign(std::uint8_t e2m1, std::uint8_t e4m3);
+
+// weight: [n, k/2] bytes (row stride in bytes), E2M1 pairs, element 2i in the low nibble;
+// scales: [n, k/16] E4M3 bytes (row stride in bytes), whose signs fold into the weights.
 std::vector<std::uint32_t> repack_weights_host(std::span<const std::uint8_t> weight,
-                                               std::int64_t row_stride, std::int64_t n,
+                                               std::int64_t row_stride,
+                                               std::span<const std::uint8_t> scales,
+                                               std::int64_t scale_row_stride, std::int64_t n,
                                                std::int64_t k);
-// Inverse of repack_weights_host: the [n, k] E2M1 codes (one per byte).
+// Inverse of repack_weights_host: the [n, k] E2M1 codes (one per byte), signs folded.
 std::vector<std::uint8_t> unpack_weights_host(std::span<const std::uint32_t> packed, std::int64_t n,
                                               std::int64_t k);
 
-// scales: [n, k/16] E4M3 bytes (row stride in bytes).
+// scales: [n, k/16] E4M3 bytes (row stride in bytes) -> scale codes in the kernel's layout.
 std::vector<std::uint8_t> repack_scales_host(std::span<const std::uint8_t> scales,
                                              std::int64_t row_stride, std::int64_t n,
                                              std::int64_t k);
 
-// What the kernel's in-register decode (fp4_decode.cuh) produces for an E4M3 byte,
-// emulated with the same bit placement and exact power-of-two products, as a double:
-// the scale times 2^7 (f16) or 2^119 (bf16). NaN bytes decode to junk: prepare rejects them.
-double kernel_scale_value(std::uint8_t e4m3, DType activation);
+// What the kernel's in-register decode (fp4_decode.cuh) produces for a scale code, emulated
+// with the same bit placement, as a double: |scale| times 2^7 (f16) or 2^119 (bf16).
+double kernel_scale_value(std::uint8_t code, DType activation);
 // Same for an E2M1 code: the value times 2^-14 (f16) or 2^-126 (bf16).
 double kernel_weight_value(std::uint8_t e2m1, DType activation);
 

@@ -89,6 +89,8 @@ PreparedLinear prepare_nvfp4_linear(const Nvfp4Linear& layer, DType act, Stream 
     kern::RepackWeightsParams p{};
     p.weight = static_cast<const unsigned char*>(layer.weight.data);
     p.row_stride = layer.weight.stride();
+    p.scales = static_cast<const unsigned char*>(layer.weight_scale.data);
+    p.scale_row_stride = layer.weight_scale.stride();
     p.n = static_cast<int>(n);
     p.k = static_cast<int>(k);
     p.n_padded = static_cast<int>(impl->n_padded);

@@ -37,7 +37,7 @@ TEST_CASE("GPU repack of weights and scales matches the host reference", "[repac
     impl.weights.copy_to_host(got_w.data(), impl.weights.size());
     std::vector<std::uint8_t> got_s(impl.scales.size());
     impl.scales.copy_to_host(got_s.data(), impl.scales.size());
-    CHECK(got_w == detail::repack_weights_host(weight, k / 2, n, k));
+    CHECK(got_w == detail::repack_weights_host(weight, k / 2, scales, k / 16, n, k));
     CHECK(got_s == detail::repack_scales_host(scales, k / 16, n, k));
   }
 }
