@@ -1,9 +1,9 @@
 // Exact in-register decode of E2M1 weights and group scales to fp16/bf16.
 //
-// Weights: a nibble s|e1 e0 m placed with its sign at bit 15 and e1 e0 m at the top of
+// Weights: an E2M1 value s|e1 e0 m placed with its sign at bit 15 and e1 e0 m at the top of
 // the exponent's low bits is the E2M1 value times a power of two, exactly (the 0.5
 // subnormal included): x 2^-14 in fp16 (e1e0m -> bits 11..9), x 2^-126 in bf16
-// (-> bits 8..6).
+// (-> bits 8..6). The word layouts that make this cheap are in e2m1_layout.h.
 //
 // Scales: prepare re-encodes each E4M3 scale as an unsigned code with a 5-bit exponent
 // (repack.cuh), so that bit placement alone gives scale * 2^7 (fp16) or scale * 2^119
@@ -13,22 +13,19 @@
 // carries the compensating 2^7 in fp32.
 #pragma once
 
+#include "e2m1_layout.h"
 #include "ptx.cuh"
 
 namespace marlinrt::kern {
 
-// Fragment registers of two n8 tiles from one repacked word (see repack.cuh):
+// Fragment registers of two n8 tiles from one repacked word (see e2m1_layout.h):
 // out[0], out[1] = b0, b1 of tile 2j; out[2], out[3] = b0, b1 of tile 2j+1.
 template <bool kBf16>
 __device__ __forceinline__ void decode_e2m1_word(u32 w, u32 (&out)[4]) {
-#pragma unroll
-  for (int p = 0; p < 4; ++p) {
-    const u32 t = w << (4 * p);
-    if constexpr (kBf16) {
-      out[p] = and_or(t, 0x80008000u, (t >> 6) & 0x01C001C0u);
-    } else {
-      out[p] = and_or(t, 0x80008000u, (t >> 3) & 0x0E000E00u);
-    }
+  if constexpr (kBf16) {
+    decode_e2m1_word_bf16(w, out);
+  } else {
+    decode_e2m1_word_fp16(w, out);
   }
 }
 

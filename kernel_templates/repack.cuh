@@ -18,6 +18,7 @@
 // zero scale zeroes its weights (its code then says 1.0): weight * scale is unchanged.
 #pragma once
 
+#include "e2m1_layout.h"
 #include "repack_params.h"
 
 namespace marlinrt::kern {
@@ -64,8 +65,13 @@ __device__ void repack_weights(const RepackWeightsParams p) {
     const unsigned int s1 = n1 < p.n && in_k ? p.scales[n1 * p.scale_row_stride + kb] : 0x38u;
     auto c0 = [&](int k) { return fold_scale_sign(e2m1_code(p, n0, k), s0); };
     auto c1 = [&](int k) { return fold_scale_sign(e2m1_code(p, n1, k), s1); };
-    const unsigned int w = c0(k0) << 12 | c0(k0 + 1) << 28 | c0(k0 + 8) << 8 | c0(k0 + 9) << 24 |
-                           c1(k0) << 4 | c1(k0 + 1) << 20 | c1(k0 + 8) | c1(k0 + 9) << 16;
+    const bool bf16 = p.bf16 != 0;
+    unsigned int w = 0;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      w |= place_e2m1(bf16, 0, h, c0(k0 + h)) | place_e2m1(bf16, 1, h, c0(k0 + 8 + h)) |
+           place_e2m1(bf16, 2, h, c1(k0 + h)) | place_e2m1(bf16, 3, h, c1(k0 + 8 + h));
+    }
     p.out[idx] = w;
   }
 }

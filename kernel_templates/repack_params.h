@@ -9,15 +9,16 @@ struct RepackWeightsParams {
   const unsigned char* scales;  // [n, k/16] float8_e4m3fn: their signs fold into the weights
   long long scale_row_stride;   // bytes between rows of `scales`
   int n, k, n_padded, k_padded;
-  unsigned int* out;            // (n_padded/64) * (k_padded/16) * 128 words
+  int bf16;           // 1: the bf16 word layout, 0: fp16 (e2m1_layout.h)
+  unsigned int* out;  // (n_padded/64) * (k_padded/16) * 128 words
 };
 
 struct RepackScalesParams {
   const unsigned char* scales;  // [n, k/16] float8_e4m3fn
   long long row_stride;         // bytes between rows of `scales`
   int n, k, n_padded, k_padded;
-  unsigned char* out;           // (n_padded/64) * (k_padded/16) * 64 bytes
-  int* nan_count;               // incremented once per NaN scale byte found
+  unsigned char* out;  // (n_padded/64) * (k_padded/16) * 64 bytes
+  int* nan_count;      // incremented once per NaN scale byte found
 };
 
 }  // namespace marlinrt::kern

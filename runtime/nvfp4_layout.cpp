@@ -3,6 +3,8 @@
 #include <cmath>
 #include <limits>
 
+#include "kernel_templates/e2m1_layout.h"
+
 namespace marlinrt::detail {
 namespace {
 
@@ -42,11 +44,21 @@ std::uint8_t fold_scale_sign(std::uint8_t e2m1, std::uint8_t e4m3) {
   return e4m3 & 0x80 ? e2m1 ^ 8 : e2m1;
 }
 
+namespace {
+
+// Fragment register reg, half h of word j of lane (g, t) holds weight (n0 + col, k0 + row):
+// see kernel_templates/repack.cuh.
+constexpr int kRegColumn[4] = {0, 0, 8, 8};
+constexpr int kRegRow[4] = {0, 8, 0, 8};
+
+}  // namespace
+
 std::vector<std::uint32_t> repack_weights_host(std::span<const std::uint8_t> weight,
                                                std::int64_t row_stride,
                                                std::span<const std::uint8_t> scales,
                                                std::int64_t scale_row_stride, std::int64_t n,
-                                               std::int64_t k) {
+                                               std::int64_t k, DType activation) {
+  const bool bf16 = activation == DType::bf16;
   const std::int64_t np = padded(n), kp = padded(k), k_units = kp / 16;
   std::vector<std::uint32_t> out(static_cast<std::size_t>(np * kp / 8));
   for (std::int64_t nb = 0; nb < np / 64; ++nb)
@@ -54,38 +66,39 @@ std::vector<std::uint32_t> repack_weights_host(std::span<const std::uint8_t> wei
       for (int lane = 0; lane < 32; ++lane)
         for (int j = 0; j < 4; ++j) {
           const int g = lane / 4, t = lane % 4;
-          const std::int64_t n0 = nb * 64 + 16 * j + g, n1 = n0 + 8, k0 = kb * 16 + 2 * t;
-          auto c = [&](std::int64_t nn, std::int64_t kk) -> std::uint32_t {
-            const std::uint8_t code = code_at(weight, row_stride, nn, kk, n, k);
-            if (nn >= n || kk >= k) return code;
-            return fold_scale_sign(code, scales[nn * scale_row_stride + kk / 16]);
-          };
-          // Nibble i of the word: see kernel_templates/repack.cuh.
-          const std::uint32_t nibbles[8] = {c(n1, k0 + 8), c(n1, k0),     c(n0, k0 + 8),
-                                            c(n0, k0),     c(n1, k0 + 9), c(n1, k0 + 1),
-                                            c(n0, k0 + 9), c(n0, k0 + 1)};
+          const std::int64_t n0 = nb * 64 + 16 * j + g, k0 = kb * 16 + 2 * t;
           std::uint32_t w = 0;
-          for (int i = 0; i < 8; ++i) w |= nibbles[i] << (4 * i);
+          for (int reg = 0; reg < 4; ++reg)
+            for (int h = 0; h < 2; ++h) {
+              const std::int64_t nn = n0 + kRegColumn[reg], kk = k0 + kRegRow[reg] + h;
+              std::uint8_t code = code_at(weight, row_stride, nn, kk, n, k);
+              if (nn < n && kk < k) {
+                code = fold_scale_sign(code, scales[nn * scale_row_stride + kk / 16]);
+              }
+              w |= kern::place_e2m1(bf16, reg, h, code);
+            }
           out[static_cast<std::size_t>(((nb * k_units + kb) * 32 + lane) * 4 + j)] = w;
         }
   return out;
 }
 
 std::vector<std::uint8_t> unpack_weights_host(std::span<const std::uint32_t> packed, std::int64_t n,
-                                              std::int64_t k) {
+                                              std::int64_t k, DType activation) {
+  const bool bf16 = activation == DType::bf16;
   const std::int64_t k_units = padded(k) / 16;
   std::vector<std::uint8_t> codes(static_cast<std::size_t>(n * k));
-  // For nibble i: (column offset within the word's pair of tiles, row offset from 2t).
-  constexpr int col_of[8] = {8, 8, 0, 0, 8, 8, 0, 0};
-  constexpr int row_of[8] = {8, 0, 8, 0, 9, 1, 9, 1};
   for (std::int64_t idx = 0; idx < static_cast<std::int64_t>(packed.size()); ++idx) {
     const int j = idx & 3, lane = (idx >> 2) & 31;
     const std::int64_t unit = idx >> 7, kb = unit % k_units, nb = unit / k_units;
-    for (int i = 0; i < 8; ++i) {
-      const std::int64_t nn = nb * 64 + 16 * j + lane / 4 + col_of[i];
-      const std::int64_t kk = kb * 16 + 2 * (lane % 4) + row_of[i];
-      if (nn < n && kk < k) codes[nn * k + kk] = (packed[idx] >> (4 * i)) & 0xF;
-    }
+    for (int reg = 0; reg < 4; ++reg)
+      for (int h = 0; h < 2; ++h) {
+        const std::int64_t nn = nb * 64 + 16 * j + lane / 4 + kRegColumn[reg];
+        const std::int64_t kk = kb * 16 + 2 * (lane % 4) + kRegRow[reg] + h;
+        if (nn < n && kk < k) {
+          codes[nn * k + kk] =
+              static_cast<std::uint8_t>(kern::extract_e2m1(bf16, packed[idx], reg, h));
+        }
+      }
   }
   return codes;
 }
@@ -107,8 +120,8 @@ std::vector<std::uint8_t> repack_scales_host(std::span<const std::uint8_t> scale
 double kernel_scale_value(std::uint8_t code, DType activation) {
   // Place the code as the kernel does (decode_scale_pair) and read the 16-bit pattern.
   const std::uint32_t x = static_cast<std::uint32_t>(code) << 8;
-  const std::uint32_t h = activation == DType::f16 ? (x >> 1) & 0x7F80
-                                                   : ((x >> 4) & 0x0FF0) | 0x7000;
+  const std::uint32_t h =
+      activation == DType::f16 ? (x >> 1) & 0x7F80 : ((x >> 4) & 0x0FF0) | 0x7000;
   return half_bits_value(h, activation);
 }
 

@@ -14,7 +14,9 @@ namespace marlinrt::detail {
 // N and K are padded to this multiple; tiles then divide the padded extents.
 inline constexpr std::int64_t kLayoutPad = 64;
 
-inline std::int64_t padded(std::int64_t x) { return (x + kLayoutPad - 1) / kLayoutPad * kLayoutPad; }
+inline std::int64_t padded(std::int64_t x) {
+  return (x + kLayoutPad - 1) / kLayoutPad * kLayoutPad;
+}
 
 inline std::int64_t repacked_weight_bytes(std::int64_t n, std::int64_t k) {
   return padded(n) * padded(k) / 2;
@@ -32,14 +34,15 @@ std::uint8_t fold_scale_sign(std::uint8_t e2m1, std::uint8_t e4m3);
 
 // weight: [n, k/2] bytes (row stride in bytes), E2M1 pairs, element 2i in the low nibble;
 // scales: [n, k/16] E4M3 bytes (row stride in bytes), whose signs fold into the weights.
+// The word layout depends on the activation dtype (kernel_templates/e2m1_layout.h).
 std::vector<std::uint32_t> repack_weights_host(std::span<const std::uint8_t> weight,
                                                std::int64_t row_stride,
                                                std::span<const std::uint8_t> scales,
                                                std::int64_t scale_row_stride, std::int64_t n,
-                                               std::int64_t k);
+                                               std::int64_t k, DType activation);
 // Inverse of repack_weights_host: the [n, k] E2M1 codes (one per byte), signs folded.
 std::vector<std::uint8_t> unpack_weights_host(std::span<const std::uint32_t> packed, std::int64_t n,
-                                              std::int64_t k);
+                                              std::int64_t k, DType activation);
 
 // scales: [n, k/16] E4M3 bytes (row stride in bytes) -> scale codes in the kernel's layout.
 std::vector<std::uint8_t> repack_scales_host(std::span<const std::uint8_t> scales,

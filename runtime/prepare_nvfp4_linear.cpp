@@ -95,6 +95,7 @@ PreparedLinear prepare_nvfp4_linear(const Nvfp4Linear& layer, DType act, Stream 
     p.k = static_cast<int>(k);
     p.n_padded = static_cast<int>(impl->n_padded);
     p.k_padded = static_cast<int>(impl->k_padded);
+    p.bf16 = act == DType::bf16 ? 1 : 0;
     p.out = static_cast<unsigned*>(impl->weights.data());
     launch(get_kernel(keys[0], stream), stream,
            {repack_blocks(repacked_weight_bytes(n, k) / 4, dev)}, {256}, 0, &p);

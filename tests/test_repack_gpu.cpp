@@ -15,31 +15,33 @@ using namespace marlinrt;
 TEST_CASE("GPU repack of weights and scales matches the host reference", "[repack][gpu]") {
   MARLINRT_REQUIRE_GPU();
   std::mt19937 rng(std::random_device{}());
-  for (auto [n, k] : {std::pair<std::int64_t, std::int64_t>{64, 64}, {1856, 672}, {72, 48},
-                      {300, 1040}}) {
-    std::vector<std::uint8_t> weight(static_cast<std::size_t>(n * k / 2));
-    std::vector<std::uint8_t> scales(static_cast<std::size_t>(n * k / 16));
-    for (auto& b : weight) b = static_cast<std::uint8_t>(rng());
-    for (auto& b : scales) {
-      do b = static_cast<std::uint8_t>(rng());
-      while ((b & 0x7F) == 0x7F);  // NaN bytes are rejected, tested elsewhere
+  for (DType act : {DType::bf16, DType::f16})
+    for (auto [n, k] :
+         {std::pair<std::int64_t, std::int64_t>{64, 64}, {1856, 672}, {72, 48}, {300, 1040}}) {
+      INFO(dtype_name(act) << " n " << n << " k " << k);
+      std::vector<std::uint8_t> weight(static_cast<std::size_t>(n * k / 2));
+      std::vector<std::uint8_t> scales(static_cast<std::size_t>(n * k / 16));
+      for (auto& b : weight) b = static_cast<std::uint8_t>(rng());
+      for (auto& b : scales) {
+        do b = static_cast<std::uint8_t>(rng());
+        while ((b & 0x7F) == 0x7F);  // NaN bytes are rejected, tested elsewhere
+      }
+      test::DeviceBuffer dw(weight.size()), ds(scales.size());
+      dw.upload(weight);
+      ds.upload(scales);
+      Nvfp4Linear layer;
+      layer.weight = {dw.data(), DType::u8, n, k / 2, 0};
+      layer.weight_scale = {ds.data(), DType::e4m3, n, k / 16, 0};
+      layer.weight_scale_2 = 0.5f;
+      const PreparedLinear prepared = prepare_nvfp4_linear(layer, act, nullptr);
+      const auto& impl = prepared.impl();
+      std::vector<std::uint32_t> got_w(impl.weights.size() / 4);
+      impl.weights.copy_to_host(got_w.data(), impl.weights.size());
+      std::vector<std::uint8_t> got_s(impl.scales.size());
+      impl.scales.copy_to_host(got_s.data(), impl.scales.size());
+      CHECK(got_w == detail::repack_weights_host(weight, k / 2, scales, k / 16, n, k, act));
+      CHECK(got_s == detail::repack_scales_host(scales, k / 16, n, k));
     }
-    test::DeviceBuffer dw(weight.size()), ds(scales.size());
-    dw.upload(weight);
-    ds.upload(scales);
-    Nvfp4Linear layer;
-    layer.weight = {dw.data(), DType::u8, n, k / 2, 0};
-    layer.weight_scale = {ds.data(), DType::e4m3, n, k / 16, 0};
-    layer.weight_scale_2 = 0.5f;
-    const PreparedLinear prepared = prepare_nvfp4_linear(layer, DType::bf16, nullptr);
-    const auto& impl = prepared.impl();
-    std::vector<std::uint32_t> got_w(impl.weights.size() / 4);
-    impl.weights.copy_to_host(got_w.data(), impl.weights.size());
-    std::vector<std::uint8_t> got_s(impl.scales.size());
-    impl.scales.copy_to_host(got_s.data(), impl.scales.size());
-    CHECK(got_w == detail::repack_weights_host(weight, k / 2, scales, k / 16, n, k));
-    CHECK(got_s == detail::repack_scales_host(scales, k / 16, n, k));
-  }
 }
 
 TEST_CASE("NaN scales are rejected at prepare time", "[repack][gpu]") {
