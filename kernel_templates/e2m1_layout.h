@@ -13,11 +13,7 @@
 //         so each is one shift and one mask; register 3 takes the 8 bits left over.
 #pragma once
 
-#if defined(__CUDACC__)
-#define MARLINRT_HOST_DEVICE __host__ __device__
-#else
-#define MARLINRT_HOST_DEVICE
-#endif
+#include "host_device.h"
 
 namespace marlinrt::kern {
 

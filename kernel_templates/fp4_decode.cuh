@@ -6,7 +6,7 @@
 // (-> bits 8..6). The word layouts that make this cheap are in e2m1_layout.h.
 //
 // Scales: prepare re-encodes each E4M3 scale as an unsigned code with a 5-bit exponent
-// (repack.cuh), so that bit placement alone gives scale * 2^7 (fp16) or scale * 2^119
+// (scale_code.h), so that bit placement alone gives scale * 2^7 (fp16) or scale * 2^119
 // (bf16) for every finite E4M3 magnitude, subnormals included; signs and zeros were folded
 // into the weights. The product weight * scale is then e2m1 * e4m3 * 2^-7 in both types:
 // never flushed, never rounded (at most 6 significant bits, >= 2^-17). The global scale
@@ -15,6 +15,7 @@
 
 #include "e2m1_layout.h"
 #include "ptx.cuh"
+#include "scale_code.h"
 
 namespace marlinrt::kern {
 
@@ -29,25 +30,12 @@ __device__ __forceinline__ void decode_e2m1_word(u32 w, u32 (&out)[4]) {
   }
 }
 
-// Scales of the codes at bits 8..15 and 24..31 of x (see repack.cuh: E << 3 | M for
-// 2^(E - 22) * 1.M), as a packed pair, by bit placement alone: E becomes the low five exponent
-// bits and M the top mantissa bits, plus a constant exponent in bf16. That gives the scale
-// times 2^7 (fp16: exponent E - 15) or 2^119 (bf16: exponent E + 224 - 127), all normal.
-template <bool kBf16>
-__device__ __forceinline__ u32 decode_scale_pair(u32 x) {
-  if constexpr (kBf16) {
-    return and_or(x >> 4, 0x0FF00FF0u, 0x70007000u);
-  } else {
-    return (x >> 1) & 0x7F807F80u;
-  }
-}
-
 // The 4 scales of the bytes of w (n8 tiles 0..3 in byte order), each broadcast to both
 // halves of a register, ready to multiply fragment registers.
 template <bool kBf16>
 __device__ __forceinline__ void decode_scales4(u32 w, u32 (&out)[4]) {
-  const u32 odd = decode_scale_pair<kBf16>(w);        // tiles 1, 3
-  const u32 even = decode_scale_pair<kBf16>(w << 8);  // tiles 0, 2
+  const u32 odd = decode_scale_pair(kBf16, w);        // tiles 1, 3
+  const u32 even = decode_scale_pair(kBf16, w << 8);  // tiles 0, 2
   out[0] = prmt(even, 0, 0x1010);
   out[1] = prmt(odd, 0, 0x1010);
   out[2] = prmt(even, 0, 0x3232);

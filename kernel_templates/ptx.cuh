@@ -99,13 +99,6 @@ __device__ __forceinline__ u32 prmt(u32 a, u32 b, u32 selector) {
   return d;
 }
 
-// (a & b) | c in one instruction.
-__device__ __forceinline__ u32 and_or(u32 a, u32 b, u32 c) {
-  u32 d;
-  asm("lop3.b32 %0, %1, %2, %3, 0xEA;\n" : "=r"(d) : "r"(a), "r"(b), "r"(c));
-  return d;
-}
-
 // Four floats (16-byte aligned) from L2, bypassing L1: partial sums of other blocks.
 __device__ __forceinline__ void load_cg4(const float* p, float (&v)[4]) {
   asm volatile("ld.global.cg.v4.f32 {%0,%1,%2,%3}, [%4];\n"

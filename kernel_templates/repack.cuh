@@ -5,21 +5,19 @@
 // contiguously. A unit is 32 lanes x 4 words: lane (g = lane/4, t = lane%4), word j
 // holds the m16n8k16 B-fragment values of that lane for the n8 tiles 2j and 2j+1:
 //   column n0 = 16j + g (tile 2j) and n1 = n0 + 8 (tile 2j+1), rows k = 2t, 2t+1, 2t+8, 2t+9.
-// Nibble order inside the word (nibble i = bits 4i..4i+3):
-//   #3,#7 = (n0, 2t), (n0, 2t+1)      #2,#6 = (n0, 2t+8), (n0, 2t+9)
-//   #1,#5 = (n1, 2t), (n1, 2t+1)      #0,#4 = (n1, 2t+8), (n1, 2t+9)
-// so `word << 4p` exposes, at bits 12-15 and 28-31, the two halves of fragment
-// register p (fp4_decode.cuh). Padding holds code 0 (+0).
+// Fragment register reg, half h of the word holds weight
+//   reg 0: (n0, 2t + h)    reg 1: (n0, 2t + 8 + h)    reg 2: (n1, 2t + h)    reg 3: (n1, 2t + 8 +
+//   h)
+// with its bits where e2m1_layout.h puts them for the activation dtype, and the sign of its
+// block scale folded in (scale_code.h). Padding holds code 0 (+0).
 //
-// Scales. Same unit grid; a unit is 8 x 8 bytes: [g][tile], the scale of column 8*tile + g of
-// the unit as an unsigned code E << 3 | M meaning 2^(E - 22) * (1 + M/8), E in [13, 30]: every
-// finite E4M3 magnitude, subnormals normalized, exactly (fp4_decode.cuh expands it with one
-// shift and one mask). The sign of a negative scale moves into its 16 weights (code ^ 8), and a
-// zero scale zeroes its weights (its code then says 1.0): weight * scale is unchanged.
+// Scales. Same unit grid; a unit is 8 x 8 bytes: [g][tile], the scale code (scale_code.h) of
+// column 8*tile + g of the unit.
 #pragma once
 
 #include "e2m1_layout.h"
 #include "repack_params.h"
+#include "scale_code.h"
 
 namespace marlinrt::kern {
 
@@ -27,23 +25,6 @@ __device__ __forceinline__ unsigned int e2m1_code(const RepackWeightsParams& p, 
   if (n >= p.n || k >= p.k) return 0u;
   const unsigned int byte = p.weight[n * p.row_stride + (k >> 1)];
   return (byte >> ((k & 1) * 4)) & 0xFu;
-}
-
-// The E2M1 code of a weight whose block scale byte is `scale`, with the scale's sign folded in.
-__device__ __forceinline__ unsigned int fold_scale_sign(unsigned int code, unsigned int scale) {
-  if ((scale & 0x7Fu) == 0) return 0u;
-  return scale & 0x80u ? code ^ 8u : code;
-}
-
-// The scale code of an E4M3 byte (NaN bytes are counted and rejected by the caller).
-__device__ __forceinline__ unsigned char scale_code(unsigned int s) {
-  unsigned int e = (s >> 3) & 15u, m = s & 7u;
-  if (e == 0) {
-    if (m == 0) return 22u << 3;  // zero: the weights were zeroed, any finite code will do
-    const unsigned int top = m >= 4 ? 2u : m >= 2 ? 1u : 0u;  // m/8 * 2^-6 = 2^(top-9) * 1.f
-    return static_cast<unsigned char>((13u + top) << 3 | ((m << (3 - top)) & 7u));
-  }
-  return static_cast<unsigned char>((e + 15u) << 3 | m);  // 2^(e-7): E = e - 7 + 22
 }
 
 __device__ void repack_weights(const RepackWeightsParams p) {

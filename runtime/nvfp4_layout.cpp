@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "kernel_templates/e2m1_layout.h"
+#include "kernel_templates/scale_code.h"
 
 namespace marlinrt::detail {
 namespace {
@@ -29,19 +30,10 @@ double half_bits_value(std::uint32_t bits, DType t) {
 
 }  // namespace
 
-std::uint8_t scale_code(std::uint8_t e4m3) {
-  const int e = (e4m3 >> 3) & 15, m = e4m3 & 7;
-  if (e == 0) {
-    if (m == 0) return 22 << 3;
-    const int top = m >= 4 ? 2 : m >= 2 ? 1 : 0;  // m/8 * 2^-6 = 2^(top - 9) * 1.f
-    return static_cast<std::uint8_t>((13 + top) << 3 | ((m << (3 - top)) & 7));
-  }
-  return static_cast<std::uint8_t>((e + 15) << 3 | m);
-}
+std::uint8_t scale_code(std::uint8_t e4m3) { return kern::scale_code(e4m3); }
 
 std::uint8_t fold_scale_sign(std::uint8_t e2m1, std::uint8_t e4m3) {
-  if ((e4m3 & 0x7F) == 0) return 0;
-  return e4m3 & 0x80 ? e2m1 ^ 8 : e2m1;
+  return static_cast<std::uint8_t>(kern::fold_scale_sign(e2m1, e4m3));
 }
 
 namespace {
