@@ -26,14 +26,8 @@ TEST_CASE("GPU repack of weights and scales matches the host reference", "[repac
         do b = static_cast<std::uint8_t>(rng());
         while ((b & 0x7F) == 0x7F);  // NaN bytes are rejected, tested elsewhere
       }
-      test::DeviceBuffer dw(weight.size()), ds(scales.size());
-      dw.upload(weight);
-      ds.upload(scales);
-      Nvfp4Linear layer;
-      layer.weight = {dw.data(), DType::u8, n, k / 2, 0};
-      layer.weight_scale = {ds.data(), DType::e4m3, n, k / 16, 0};
-      layer.weight_scale_2 = 0.5f;
-      const PreparedLinear prepared = prepare_nvfp4_linear(layer, act, nullptr);
+      const test::DeviceNvfp4Layer layer = test::upload_layer({n, k, weight, scales, 0.5f});
+      const PreparedLinear prepared = prepare_nvfp4_linear(layer.view(), act, nullptr);
       const auto& impl = prepared.impl();
       std::vector<std::uint32_t> got_w(impl.weights.size() / 4);
       impl.weights.copy_to_host(got_w.data(), impl.weights.size());
@@ -49,14 +43,9 @@ TEST_CASE("NaN scales are rejected at prepare time", "[repack][gpu]") {
   const std::int64_t n = 64, k = 64;
   std::vector<std::uint8_t> weight(n * k / 2, 0x11), scales(n * k / 16, 0x38);
   scales[37] = 0xFF;
-  test::DeviceBuffer dw(weight.size()), ds(scales.size());
-  dw.upload(weight);
-  ds.upload(scales);
-  Nvfp4Linear layer;
-  layer.weight = {dw.data(), DType::u8, n, k / 2, 0};
-  layer.weight_scale = {ds.data(), DType::e4m3, n, k / 16, 0};
+  const test::DeviceNvfp4Layer layer = test::upload_layer({n, k, weight, scales});
   try {
-    prepare_nvfp4_linear(layer, DType::f16, nullptr);
+    prepare_nvfp4_linear(layer.view(), DType::f16, nullptr);
     FAIL("a NaN scale was accepted");
   } catch (const Error& e) {
     CHECK(e.status() == Status::invalid_argument);
