@@ -273,6 +273,15 @@ double measure_copy_bandwidth(cudaStream_t stream) {
   return 2.0 * static_cast<double>(bytes) / us;
 }
 
+// GPU time of the smallest launch (a 4-byte memset kernel) timed like the GEMMs: the fixed
+// cost per back-to-back launch that no kernel can go below on this machine.
+double measure_launch_floor(cudaStream_t stream) {
+  DeviceMemory scratch(16);
+  return time_launches(stream, 20, 200, [&](int) {
+           check_cuda(cudaMemsetAsync(scratch.get(), 0, 4, stream), "cudaMemsetAsync");
+         }).gpu_us;
+}
+
 // ---- random layers and activations ----
 
 void parallel_chunks(std::int64_t count,
@@ -522,8 +531,11 @@ int run_bench_dense(const BenchDenseOptions& given) {
   const double copy_bw = measure_copy_bandwidth(stream.get());  // bytes per us
   std::string cublas_why;
   std::unique_ptr<Cublas> cublas = Cublas::load(cublas_why);
-  std::printf("bench dense on %s (%d SMs, L2 %d MiB): device copy %.0f GB/s (read+write)\n",
-              props.name, props.multiProcessorCount, l2_bytes >> 20, copy_bw / 1e3);
+  const double launch_floor_us = measure_launch_floor(stream.get());
+  std::printf(
+      "bench dense on %s (%d SMs, L2 %d MiB): device copy %.0f GB/s (read+write), "
+      "launch floor %.2f us (4-byte memset, back to back)\n",
+      props.name, props.multiProcessorCount, l2_bytes >> 20, copy_bw / 1e3, launch_floor_us);
   if (!cublas) std::printf("warning: %s; cuBLAS columns are left empty\n", cublas_why.c_str());
   std::printf("%-28s %6s %6s %6s %5s %10s %8s %8s %10s %8s %10s\n", "shape", "N", "K", "M", "dtype",
               "us", "GB/s", "TFLOP/s", "cuBLAS us", "speedup", "target us");
