@@ -31,10 +31,13 @@ for c in "${ncu_cases[@]}"; do
   ncu --clock-control none -k regex:marlinrt_kernel --launch-skip 250 --launch-count 1 \
     --section SpeedOfLight --section WarpStateStats --section SchedulerStats \
     --section Occupancy --section LaunchStats --section ComputeWorkloadAnalysis --section InstructionStats \
+    --metrics "regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio,sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active,lts__throughput.avg.pct_of_peak_sustained_elapsed,l1tex__data_pipe_lsu_wavefronts_mem_shared.sum" \
     build/release/tools/marlinrt bench dense --shapes "$shape" --m "$m" --dtype bf16 \
     --warmup 300 --reps 20 --out /tmp/ncu-bench >"$out/ncu-$shape-$m.txt" 2>&1 || true
   grep -E "Duration|Executed Ipc A|Issue Slots Busy|Executed Instructions  |DRAM Throughput|Compute \(SM\) Throughput|Registers Per|Achieved Occupancy|Issued Ipc|Warp Cycles Per Issued|No Eligible|Block Limit" \
     "$out/ncu-$shape-$m.txt" | sed "s/^/  ncu $shape M=$m: /" | head -14
+  grep -E "hmma_cycles|lts__throughput|wavefronts_mem_shared" "$out/ncu-$shape-$m.txt" | sed "s/^/  ncu $shape M=$m: /"
+  grep -E "issue_stalled" "$out/ncu-$shape-$m.txt" | sort -k3 -g -r | head -7 | sed "s/^/  ncu $shape M=$m: /"
 done
 for b in "${bench_args[@]}"; do
   # shellcheck disable=SC2086

@@ -30,29 +30,25 @@ __device__ __forceinline__ void decode_e2m1_word(u32 w, u32 (&out)[4]) {
   }
 }
 
-// The 4 scales of the bytes of w (n8 tiles 0..3 in byte order), each broadcast to both
-// halves of a register, ready to multiply fragment registers.
+// The 4 scales of the bytes of w (n8 tiles 0..3 in byte order) as two packed pairs:
+// pair[0] = tiles 0 (lo), 2 (hi); pair[1] = tiles 1 (lo), 3 (hi). The multiply picks the half
+// with an operand selector (mul2_by_half), so no broadcast is needed.
 template <bool kBf16>
-__device__ __forceinline__ void decode_scales4(u32 w, u32 (&out)[4]) {
-  const u32 odd = decode_scale_pair(kBf16, w);        // tiles 1, 3
-  const u32 even = decode_scale_pair(kBf16, w << 8);  // tiles 0, 2
-  out[0] = prmt(even, 0, 0x1010);
-  out[1] = prmt(odd, 0, 0x1010);
-  out[2] = prmt(even, 0, 0x3232);
-  out[3] = prmt(odd, 0, 0x3232);
+__device__ __forceinline__ void decode_scale_pairs(u32 w, u32 (&pair)[2]) {
+  pair[0] = decode_even_scales(kBf16, w);
+  pair[1] = decode_odd_scales(kBf16, w);
 }
 
-// The 8 scales of a lane's 8 n8 tiles (bytes of lo, hi in tile order).
-template <bool kBf16>
-__device__ __forceinline__ void decode_scales(u32 lo, u32 hi, u32 (&out)[8]) {
-  u32 first[4], second[4];
-  decode_scales4<kBf16>(lo, first);
-  decode_scales4<kBf16>(hi, second);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    out[i] = first[i];
-    out[4 + i] = second[i];
-  }
+// Fragment registers b0, b1 of n8 tiles 2j and 2j+1 from weight word `w`, scaled: tile t uses
+// half (t / 2) % 2 of pair[t % 2] of the scale word that holds it (decode_scale_pairs).
+template <bool kBf16, int kHalf>
+__device__ __forceinline__ void decode_scaled_tiles(u32 w, const u32 (&pair)[2], u32 (&b)[4]) {
+  u32 f[4];
+  decode_e2m1_word<kBf16>(w, f);
+  b[0] = mul2_by_half<kBf16, kHalf>(f[0], pair[0]);
+  b[1] = mul2_by_half<kBf16, kHalf>(f[1], pair[0]);
+  b[2] = mul2_by_half<kBf16, kHalf>(f[2], pair[1]);
+  b[3] = mul2_by_half<kBf16, kHalf>(f[3], pair[1]);
 }
 
 }  // namespace marlinrt::kern

@@ -245,23 +245,24 @@ struct GemmKernel {
     // it half (wn & 1) when warps own 32 columns.
     const int strip = wn * Cfg::warp_cols / 64;
     const int half = Cfg::warp_cols == 32 ? (wn & 1) : 0;
-    // Large m-block counts keep fewer k16 steps live at a time (register pressure).
-#pragma unroll(Cfg::m_blocks > 1 ? 2 : Cfg::k16_per_warp)
+#pragma unroll
     for (int i = 0; i < Cfg::k16_per_warp; ++i) {
       const int kk = wk * Cfg::k16_per_warp + i;
       const int unit = strip * Cfg::k16_per_tile + kk;
+      // Weight word j holds n8 tiles 2j, 2j+1; scale word q holds tiles 4q..4q+3.
       u32 words[Cfg::warp_tiles / 2];
-      u32 scale[Cfg::warp_tiles];
+      u32 scales[Cfg::warp_tiles / 4][2];
       if constexpr (Cfg::warp_cols == 64) {
         const U4 bw = *reinterpret_cast<const U4*>(sb + unit * 512 + lane * 16);
         const U2 sw = *reinterpret_cast<const U2*>(ss + unit * 64 + g * 8);
         words[0] = bw.x, words[1] = bw.y, words[2] = bw.z, words[3] = bw.w;
-        decode_scales<bf16>(sw.x, sw.y, scale);
+        decode_scale_pairs<bf16>(sw.x, scales[0]);
+        decode_scale_pairs<bf16>(sw.y, scales[1]);
       } else {
         const U2 bw = *reinterpret_cast<const U2*>(sb + unit * 512 + lane * 16 + half * 8);
         const u32 sw = *reinterpret_cast<const u32*>(ss + unit * 64 + g * 8 + half * 4);
         words[0] = bw.x, words[1] = bw.y;
-        decode_scales4<bf16>(sw, scale);
+        decode_scale_pairs<bf16>(sw, scales[0]);
       }
       u32 a[Cfg::m_blocks][4];
 #pragma unroll
@@ -271,15 +272,16 @@ struct GemmKernel {
       }
 #pragma unroll
       for (int j = 0; j < Cfg::warp_tiles / 2; ++j) {
-        u32 f[4];
-        decode_e2m1_word<bf16>(words[j], f);
-        const u32 b00 = mul2<bf16>(f[0], scale[2 * j]), b01 = mul2<bf16>(f[1], scale[2 * j]);
-        const u32 b10 = mul2<bf16>(f[2], scale[2 * j + 1]);
-        const u32 b11 = mul2<bf16>(f[3], scale[2 * j + 1]);
+        u32 b[4];
+        if (j % 2 == 0) {
+          decode_scaled_tiles<bf16, 0>(words[j], scales[j / 2], b);
+        } else {
+          decode_scaled_tiles<bf16, 1>(words[j], scales[j / 2], b);
+        }
 #pragma unroll
         for (int mb = 0; mb < Cfg::m_blocks; ++mb) {
-          mma_16816<bf16>(acc[mb][2 * j], a[mb], b00, b01);
-          mma_16816<bf16>(acc[mb][2 * j + 1], a[mb], b10, b11);
+          mma_16816<bf16>(acc[mb][2 * j], a[mb], b[0], b[1]);
+          mma_16816<bf16>(acc[mb][2 * j + 1], a[mb], b[2], b[3]);
         }
       }
     }

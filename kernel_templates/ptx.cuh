@@ -57,17 +57,29 @@ __device__ __forceinline__ void mma_16816(float (&d)[4], const u32 (&a)[4], u32 
   }
 }
 
-// Packed 16-bit multiply a*b (as fma with -0 so that +0 products stay +0).
-template <bool kBf16>
-__device__ __forceinline__ u32 mul2(u32 a, u32 b) {
+// Packed 16-bit multiply a * (half kHalf of s in both lanes), as an fma with -0 so that +0
+// products stay +0. The broadcast is written as a 16-bit move so that ptxas folds it into the
+// multiply's operand selector (.H0_H0 / .H1_H1) rather than spending a PRMT on it.
+#define MARLINRT_MUL2_BY_HALF(type, half)                                                  \
+  asm("{ .reg .b16 lo, hi; .reg .b32 b;\n mov.b32 {lo, hi}, %2;\n mov.b32 b, {" half ", " half \
+      "};\n fma.rn." type " %0, %1, b, %3; }\n"                                             \
+      : "=r"(d)                                                                            \
+      : "r"(a), "r"(s), "r"(0x80008000u))
+template <bool kBf16, int kHalf>
+__device__ __forceinline__ u32 mul2_by_half(u32 a, u32 s) {
   u32 d;
-  if constexpr (kBf16) {
-    asm("fma.rn.bf16x2 %0, %1, %2, %3;\n" : "=r"(d) : "r"(a), "r"(b), "r"(0x80008000u));
+  if constexpr (kBf16 && kHalf == 0) {
+    MARLINRT_MUL2_BY_HALF("bf16x2", "lo");
+  } else if constexpr (kBf16) {
+    MARLINRT_MUL2_BY_HALF("bf16x2", "hi");
+  } else if constexpr (kHalf == 0) {
+    MARLINRT_MUL2_BY_HALF("f16x2", "lo");
   } else {
-    asm("fma.rn.f16x2 %0, %1, %2, %3;\n" : "=r"(d) : "r"(a), "r"(b), "r"(0x80008000u));
+    MARLINRT_MUL2_BY_HALF("f16x2", "hi");
   }
   return d;
 }
+#undef MARLINRT_MUL2_BY_HALF
 
 // Two floats -> packed 16-bit, round to nearest even; `lo` lands in the low half.
 template <bool kBf16>

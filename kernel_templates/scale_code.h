@@ -32,19 +32,27 @@ MARLINRT_HOST_DEVICE inline constexpr unsigned int fold_scale_sign(unsigned int 
   return e4m3 & 0x80u ? e2m1 ^ 8u : e2m1;
 }
 
-// The scales of the codes at bits 8..15 and 24..31 of x as a packed fp16 or bf16 pair.
-MARLINRT_HOST_DEVICE inline unsigned int decode_scale_pair(bool bf16, unsigned int x) {
-  if (!bf16) return (x >> 1) & 0x7F807F80u;
+// (x & mask) | bits in one lop3: the compiler splits the plain expression in two.
+MARLINRT_HOST_DEVICE inline unsigned int mask_or(unsigned int x, unsigned int mask,
+                                                 unsigned int bits) {
 #if defined(__CUDA_ARCH__)
-  // (x >> 4 & mask) | exponent as one lop3: the compiler splits the plain expression in two.
   unsigned int d;
-  asm("lop3.b32 %0, %1, %2, %3, 0xEA;\n"
-      : "=r"(d)
-      : "r"(x >> 4), "r"(0x0FF00FF0u), "r"(0x70007000u));
+  asm("lop3.b32 %0, %1, %2, %3, 0xEA;\n" : "=r"(d) : "r"(x), "r"(mask), "r"(bits));
   return d;
 #else
-  return ((x >> 4) & 0x0FF00FF0u) | 0x70007000u;
+  return (x & mask) | bits;
 #endif
+}
+
+// The scales of the codes in the odd bytes of w (bits 8..15, 24..31) as a packed fp16 or
+// bf16 pair: the code's bits land in the exponent and mantissa with one shift and one mask.
+MARLINRT_HOST_DEVICE inline unsigned int decode_odd_scales(bool bf16, unsigned int w) {
+  return bf16 ? mask_or(w >> 4, 0x0FF00FF0u, 0x70007000u) : (w >> 1) & 0x7F807F80u;
+}
+
+// The same for the even bytes (bits 0..7, 16..23).
+MARLINRT_HOST_DEVICE inline unsigned int decode_even_scales(bool bf16, unsigned int w) {
+  return bf16 ? mask_or(w << 4, 0x0FF00FF0u, 0x70007000u) : (w << 7) & 0x7F807F80u;
 }
 
 }  // namespace marlinrt::kern

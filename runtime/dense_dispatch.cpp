@@ -12,23 +12,29 @@ namespace {
 
 struct TileChoice {
   std::uint16_t tile_k, tile_n, threads;
+  // Taken only when every block gets at least this many (tile, k-tile) units from one row of
+  // m-tiles: big tiles amortize the per-stage cost, but small layers need the parallelism.
+  int min_units_per_block;
 };
 
-// Small batches stream weights: deep k tiles, 128 columns. Larger batches reuse each
-// weight tile over more rows: wide n tiles. Narrower fallbacks keep any padded shape
-// (multiples of 64) servable.
-constexpr std::array<TileChoice, 6> kSmallM = {{{128, 128, 256},
-                                                {256, 64, 256},
-                                                {64, 256, 256},
-                                                {128, 64, 256},
-                                                {64, 128, 256},
-                                                {64, 64, 128}}};
-constexpr std::array<TileChoice, 6> kLargeM = {{{64, 256, 256},
-                                                {128, 128, 256},
-                                                {256, 64, 256},
-                                                {128, 64, 256},
-                                                {64, 128, 256},
-                                                {64, 64, 128}}};
+// Small batches stream weights: 128 columns, or 256 where the layer is big enough (twice the
+// k16 steps per warp between barriers). Larger batches reuse each weight tile over more rows:
+// wide n tiles, deep k tiles when there is work enough. Narrower fallbacks keep any padded
+// shape (multiples of 64) servable.
+constexpr std::array<TileChoice, 7> kSmallM = {{{128, 256, 256, 4},
+                                                {128, 128, 256, 0},
+                                                {256, 64, 256, 0},
+                                                {64, 256, 256, 0},
+                                                {128, 64, 256, 0},
+                                                {64, 128, 256, 0},
+                                                {64, 64, 128, 0}}};
+constexpr std::array<TileChoice, 7> kLargeM = {{{128, 256, 256, 4},
+                                                {64, 256, 256, 0},
+                                                {128, 128, 256, 0},
+                                                {256, 64, 256, 0},
+                                                {128, 64, 256, 0},
+                                                {64, 128, 256, 0},
+                                                {64, 64, 128, 0}}};
 
 constexpr int kMaxStages = 4;
 
@@ -51,6 +57,10 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
   const auto& choices = m_blocks <= 2 ? kSmallM : kLargeM;
   for (const auto& c : choices) {
     if (n_padded % c.tile_n || k_padded % c.tile_k) continue;
+    // Per row of m-tiles, so that the choice depends on m only through m_blocks (prebuild).
+    const std::int64_t row_units = (n_padded / c.tile_n) * (k_padded / c.tile_k);
+    if (row_units < std::int64_t{c.min_units_per_block} * sm_count * (m_blocks <= 2 ? 2 : 1))
+      continue;
     for (int stages = kMaxStages; stages >= 2; --stages) {
       GemmTile tile{c.tile_k, c.tile_n, static_cast<std::uint8_t>(m_blocks),
                     static_cast<std::uint8_t>(stages), c.threads};

@@ -5,6 +5,7 @@
 
 #include "kernel_templates/e2m1_layout.h"
 #include "kernel_templates/scale_code.h"
+#include "runtime/fail.hpp"
 
 namespace marlinrt::detail {
 namespace {
@@ -110,11 +111,14 @@ std::vector<std::uint8_t> repack_scales_host(std::span<const std::uint8_t> scale
 }
 
 double kernel_scale_value(std::uint8_t code, DType activation) {
-  // Place the code as the kernel does (decode_scale_pair) and read the 16-bit pattern.
-  const std::uint32_t x = static_cast<std::uint32_t>(code) << 8;
-  const std::uint32_t h =
-      activation == DType::f16 ? (x >> 1) & 0x7F80 : ((x >> 4) & 0x0FF0) | 0x7000;
-  return half_bits_value(h, activation);
+  // Decode the code as the kernel does, from an even and from an odd byte of a scale word.
+  const bool bf16 = activation == DType::bf16;
+  const std::uint32_t odd = kern::decode_odd_scales(bf16, std::uint32_t{code} << 24);
+  const std::uint32_t even = kern::decode_even_scales(bf16, code);
+  if (odd >> 16 != (even & 0xFFFF)) {
+    fail(Status::internal, "scale code {:#04x}: the odd and even byte decodes disagree", code);
+  }
+  return half_bits_value(odd >> 16, activation);
 }
 
 double kernel_weight_value(std::uint8_t code, DType activation) {
