@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # One device-machine call: build, [gpu] tests, dense benchmark, optional Nsight Compute
 # profile. Logs go under $OUT; a short table is printed last.
-#   bench/device_session.sh [--no-tests] [--bench "ARGS"] [--ncu "NxK M"]...
+#   bench/device_session.sh [--no-tests] [--bench "ARGS"] [--ncu "NxK M"] [--ncu-source "NxK M"]...
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 out=${OUT:-/tmp/marlinrt-out}
 mkdir -p "$out"
-tests=1 bench_args=() ncu_cases=()
+tests=1 bench_args=() ncu_cases=() ncu_source=()
 while [ $# -gt 0 ]; do
   case $1 in
     --no-tests) tests=0 ;;
     --bench) bench_args+=("$2"); shift ;;
     --ncu) ncu_cases+=("$2"); shift ;;
+    --ncu-source) ncu_source+=("$2"); shift ;;
   esac
   shift
 done
@@ -31,13 +32,22 @@ for c in "${ncu_cases[@]}"; do
   ncu --clock-control none -k regex:marlinrt_kernel --launch-skip 250 --launch-count 1 \
     --section SpeedOfLight --section WarpStateStats --section SchedulerStats \
     --section Occupancy --section LaunchStats --section ComputeWorkloadAnalysis --section InstructionStats \
-    --metrics "regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio,sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active,lts__throughput.avg.pct_of_peak_sustained_elapsed,l1tex__data_pipe_lsu_wavefronts_mem_shared.sum" \
+    --metrics "regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio,sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active,lts__throughput.avg.pct_of_peak_sustained_elapsed,regex:sm__inst_executed_pipe_(alu|fma|fmaheavy|fp16|lsu|uniform|tensor_op_hmma)\.avg\.pct_of_peak_sustained_active,l1tex__data_pipe_lsu_wavefronts_mem_shared.sum" \
     build/release/tools/marlinrt bench dense --shapes "$shape" --m "$m" --dtype bf16 \
     --warmup 300 --reps 20 --out /tmp/ncu-bench >"$out/ncu-$shape-$m.txt" 2>&1 || true
   grep -E "Duration|Executed Ipc A|Issue Slots Busy|Executed Instructions  |DRAM Throughput|Compute \(SM\) Throughput|Registers Per|Achieved Occupancy|Issued Ipc|Warp Cycles Per Issued|No Eligible|Block Limit" \
     "$out/ncu-$shape-$m.txt" | sed "s/^/  ncu $shape M=$m: /" | head -14
-  grep -E "hmma_cycles|lts__throughput|wavefronts_mem_shared" "$out/ncu-$shape-$m.txt" | sed "s/^/  ncu $shape M=$m: /"
+  grep -E "pipe_|lts__throughput|wavefronts_mem_shared" "$out/ncu-$shape-$m.txt" | sed "s/^/  ncu $shape M=$m: /"
   grep -E "issue_stalled" "$out/ncu-$shape-$m.txt" | sort -k3 -g -r | head -7 | sed "s/^/  ncu $shape M=$m: /"
+done
+# Stall sampling per SASS instruction (where the warps wait), as a CSV under $OUT.
+for c in "${ncu_source[@]}"; do
+  read -r shape m <<<"$c"
+  ncu --clock-control none -k regex:marlinrt_kernel --launch-skip 250 --launch-count 1 \
+    --section SourceCounters --print-source sass --csv --page source \
+    build/release/tools/marlinrt bench dense --shapes "$shape" --m "$m" --dtype bf16 \
+    --warmup 300 --reps 20 --out /tmp/ncu-bench >"$out/source-$shape-$m.csv" 2>&1 || true
+  echo "source counters $shape M=$m: $(wc -l <"$out/source-$shape-$m.csv") lines"
 done
 for b in "${bench_args[@]}"; do
   # shellcheck disable=SC2086
