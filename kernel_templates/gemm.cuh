@@ -401,18 +401,16 @@ struct GemmKernel {
                 F2{acc[mb][j][2 * h], acc[mb][j][2 * h + 1]};
         }
     }
-    // One fence by one thread after the barrier (the grid-barrier pattern): a fence
-    // in every thread made this path cost tens of microseconds.
+    // One release-acquire atomic by one thread after the barrier (the grid-barrier pattern):
+    // a fence in every thread made this path cost tens of microseconds, and a separate
+    // sequentially consistent fence cost more than the atomic alone.
     __shared__ int last;
     __syncthreads();
     if (threadIdx.x == 0) {
-      __threadfence();
-      const int arrived = atomicAdd(p.locks + at.tile, 1);
+      const int arrived = atomic_add_acq_rel_gpu(p.locks + at.tile, 1);
       last = arrived == last_block - first_block;
-      if (last) {
-        p.locks[at.tile] = 0;  // ready for the next launch
-        __threadfence();
-      }
+      // Ready for the next launch (kernel boundaries order it); every sharer has arrived.
+      if (last) p.locks[at.tile] = 0;
     }
     __syncthreads();
     if (!last) return;

@@ -118,4 +118,16 @@ __device__ __forceinline__ void load_cg4(const float* p, float (&v)[4]) {
                : "l"(p));
 }
 
+// Atomic add at GPU scope with acquire-release semantics: publishes what this thread (and,
+// through a preceding barrier, its block) wrote, and sees what earlier arrivers published.
+// Cheaper than a sequentially consistent __threadfence() followed by a relaxed atomic.
+__device__ __forceinline__ int atomic_add_acq_rel_gpu(int* p, int v) {
+  int old;
+  asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], %2;\n"
+               : "=r"(old)
+               : "l"(p), "r"(v)
+               : "memory");
+  return old;
+}
+
 }  // namespace marlinrt::kern
