@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # One device-machine call: build, [gpu] tests, dense benchmark, optional Nsight Compute
 # profile. Logs go under $OUT; a short table is printed last.
-#   bench/device_session.sh [--no-tests] [--bench "ARGS"] [--ncu "NxK M"] [--ncu-source "NxK M"]...
+#   bench/device_session.sh [--no-tests] [--sanitize] [--bench "ARGS"] [--ncu "NxK M"] [--ncu-source "NxK M"]...
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 out=${OUT:-/tmp/marlinrt-out}
 mkdir -p "$out"
-tests=1 bench_args=() ncu_cases=() ncu_source=()
+tests=1 sanitize=0 bench_args=() ncu_cases=() ncu_source=()
 while [ $# -gt 0 ]; do
   case $1 in
     --no-tests) tests=0 ;;
+    --sanitize) sanitize=1 ;;
     --bench) bench_args+=("$2"); shift ;;
     --ncu) ncu_cases+=("$2"); shift ;;
     --ncu-source) ncu_source+=("$2"); shift ;;
@@ -25,6 +26,14 @@ if [ $tests = 1 ]; then
   t0=$(date +%s)
   build/release/tests/marlinrt_tests "[gpu]" >"$out/gpu-tests.log" 2>&1
   echo "gpu tests: rc $? in $(( $(date +%s) - t0 )) s; $(tail -3 "$out/gpu-tests.log" | tr '\n' ' ')"
+fi
+if [ $sanitize = 1 ]; then
+  for tool in memcheck racecheck; do
+    t0=$(date +%s)
+    timeout 300 compute-sanitizer --tool $tool --error-exitcode 9 \
+      build/release/tests/marlinrt_tests "[sanitize]" >"$out/sanitize-$tool.log" 2>&1
+    echo "compute-sanitizer $tool: rc $? in $(( $(date +%s) - t0 )) s; $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/sanitize-$tool.log" | tail -1)"
+  done
 fi
 export MARLINRT_CACHE_DIR=/tmp/marlinrt-cache
 for c in "${ncu_cases[@]}"; do
