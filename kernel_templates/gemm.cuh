@@ -8,9 +8,8 @@
 //                   per-thread sources are computed once per tile, then only advanced
 //   compute_stage   ldmatrix A, decode B in registers, mma.sync into fp32 accumulators
 //   reduce_warps_k  fixed-order sum over warps that split k inside a block
-//   finish_segment  write the tile, or publish a partial (one atomic, not waited for)
-//   complete_tiles  at the block's end, the last sharer of a tile sums all its partials in
-//                   block order (deterministic) and stores it
+//   finish_segment  write the tile, or publish a partial and let the last arriver sum
+//                   all partials of the tile in block order (deterministic)
 //   store_pair      the epilogue: global scale in fp32, bias, one rounding to 16 bit
 //
 // No 64-bit division anywhere: a single integer division chain in the reduction once cost
@@ -368,47 +367,34 @@ struct GemmKernel {
     }
   }
 
-  // The blocks sharing a tile are first..last. Each publishes its partial in slot 0 when the
-  // tile is its first one, slot 1 when it is its last; only the first block can have started
-  // in an earlier tile, so a block's two partial tiles never share a slot.
-  struct TileSharers {
-    int first, last, first_slot;
-  };
-  __device__ TileSharers sharers(const Stripe& stripe, const Cursor& at) const {
-    const int tile_start = at.tile * p.k_tiles;
-    TileSharers s;
-    s.first = stripe.block_of(tile_start);
-    s.last = stripe.block_of(tile_start + p.k_tiles - 1);
-    s.first_slot = stripe.begin(s.first) < tile_start ? 1 : 0;
-    return s;
-  }
-  __device__ float* partial(const TileSharers& s, int b) const {
-    return p.workspace + (2LL * b + (b == s.first ? s.first_slot : 0)) * (Cfg::rows * Cfg::tile_n);
-  }
-  __device__ int valid_rows(const Cursor& at) const {
-    const int rows_left = p.m - at.m_tile * Cfg::rows;
-    return rows_left < Cfg::rows ? rows_left : Cfg::rows;
-  }
-
-  // Called by all threads when a block finishes its share [kt_first, at.kt] of a tile: stores
-  // a whole tile, or publishes a partial and returns true; thread 0 then holds in `arrived` how
-  // many sharers had published before it. The atomic's result is only waited for when it is
-  // used (complete_tiles), so a block does not stall on the round trip between two tiles.
-  __device__ bool finish_segment(const Stripe& stripe, const Cursor& at, int kt_first, Acc& acc,
-                                 int& arrived) const {
+  // Called by all threads when a block finishes its share [kt_first, at.kt] of a tile.
+  __device__ void finish_segment(const Stripe& stripe, const Cursor& at, int kt_first,
+                                 Acc& acc) const {
     reduce_warps_k(acc);
     if (kt_first == 0 && at.kt == p.k_tiles - 1) {  // the whole tile: store it
       if (wk == 0) store_tile(at, acc);
-      return false;
+      return;
     }
-    const int rows = valid_rows(at);
+    // A partial. The blocks sharing this tile are first_block..last_block; each publishes
+    // in slot 0 when the tile is its first one, slot 1 when it is its last. Only the first
+    // block can have started in an earlier tile.
+    const int tile_start = at.tile * p.k_tiles;
+    const int first_block = stripe.block_of(tile_start);
+    const int last_block = stripe.block_of(tile_start + p.k_tiles - 1);
+    const int first_slot = stripe.begin(first_block) < tile_start ? 1 : 0;
+    constexpr int slot_floats = Cfg::rows * Cfg::tile_n;
+    auto partial = [&](int b) {
+      return p.workspace + (2LL * b + (b == first_block ? first_slot : 0)) * slot_floats;
+    };
+    const int rows_left = p.m - at.m_tile * Cfg::rows;
+    const int valid_rows = rows_left < Cfg::rows ? rows_left : Cfg::rows;
     if (wk == 0) {
-      float* ws = partial(sharers(stripe, at), blockIdx.x);
+      float* ws = partial(blockIdx.x);
 #pragma unroll
       for (int mb = 0; mb < Cfg::m_blocks; ++mb)
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
-          if (frag_row(mb, 2 * h) >= rows) continue;
+          if (frag_row(mb, 2 * h) >= valid_rows) continue;
 #pragma unroll
           for (int j = 0; j < Cfg::warp_tiles; ++j)
             *reinterpret_cast<F2*>(ws + frag_row(mb, 2 * h) * Cfg::tile_n + frag_col(j)) =
@@ -418,46 +404,32 @@ struct GemmKernel {
     // One release-acquire atomic by one thread after the barrier (the grid-barrier pattern):
     // a fence in every thread made this path cost tens of microseconds, and a separate
     // sequentially consistent fence cost more than the atomic alone.
+    __shared__ int last;
     __syncthreads();
-    if (threadIdx.x == 0) arrived = atomic_add_acq_rel_gpu(p.locks + at.tile, 1);
-    return true;
-  }
-
-  // Called by all threads at the end of the block with the (at most two) partial tiles it
-  // published: for each one it was the last sharer of, sum every partial (its own included)
-  // in block order, with all threads, and store the tile.
-  __device__ void complete_tiles(const Stripe& stripe, int count, const Cursor (&at)[2],
-                                 const int (&arrived)[2]) const {
-    __shared__ int last[2];
     if (threadIdx.x == 0) {
-#pragma unroll
-      for (int t = 0; t < 2; ++t) {
-        const TileSharers s = sharers(stripe, at[t]);
-        last[t] = t < count && arrived[t] == s.last - s.first;
-        // Ready for the next launch (kernel boundaries order it); every sharer has arrived.
-        if (last[t]) p.locks[at[t].tile] = 0;
-      }
+      const int arrived = atomic_add_acq_rel_gpu(p.locks + at.tile, 1);
+      last = arrived == last_block - first_block;
+      // Ready for the next launch (kernel boundaries order it); every sharer has arrived.
+      if (last) p.locks[at.tile] = 0;
     }
     __syncthreads();
-#pragma unroll
-    for (int t = 0; t < 2; ++t) {
-      if (!last[t]) continue;
-      const TileSharers s = sharers(stripe, at[t]);
-      constexpr int quads_per_row = Cfg::tile_n / 4;
-      for (int q = threadIdx.x; q < valid_rows(at[t]) * quads_per_row; q += Cfg::threads) {
-        const int r = q / quads_per_row, c = (q % quads_per_row) * 4;
-        float sum[4];
-        load_cg4(partial(s, s.first) + r * Cfg::tile_n + c, sum);
+    if (!last) return;
+    // The last arriver sums every partial (its own included) in block order, with all
+    // its threads, and stores the tile.
+    constexpr int quads_per_row = Cfg::tile_n / 4;
+    for (int q = threadIdx.x; q < valid_rows * quads_per_row; q += Cfg::threads) {
+      const int r = q / quads_per_row, c = (q % quads_per_row) * 4;
+      float sum[4];
+      load_cg4(partial(first_block) + r * Cfg::tile_n + c, sum);
 #pragma unroll 4
-        for (int b = s.first + 1; b <= s.last; ++b) {
-          float v[4];
-          load_cg4(partial(s, b) + r * Cfg::tile_n + c, v);
+      for (int b = first_block + 1; b <= last_block; ++b) {
+        float v[4];
+        load_cg4(partial(b) + r * Cfg::tile_n + c, v);
 #pragma unroll
-          for (int e = 0; e < 4; ++e) sum[e] += v[e];
-        }
-        store_pair(at[t], r, c, sum[0], sum[1]);
-        store_pair(at[t], r, c + 2, sum[2], sum[3]);
+        for (int e = 0; e < 4; ++e) sum[e] += v[e];
       }
+      store_pair(at, r, c, sum[0], sum[1]);
+      store_pair(at, r, c + 2, sum[2], sum[3]);
     }
   }
 
@@ -479,10 +451,6 @@ struct GemmKernel {
     zero(acc);
     int seg_first_kt = computing.kt;
     int slot = 0, load_slot = Cfg::stages - 1;
-    // Partial tiles published so far (a block has at most two: its first and its last).
-    Cursor published[2] = {computing, computing};  // (the initial values are never used)
-    int arrived[2] = {0, 0};
-    int partials = 0;
     for (int i = 0; i < count; ++i) {
       cp_async_wait<Cfg::stages - 2>();
       __syncthreads();
@@ -495,25 +463,13 @@ struct GemmKernel {
       compute_stage(slot, acc);
       slot = slot + 1 == Cfg::stages ? 0 : slot + 1;
       if (computing.kt == p.k_tiles - 1 || i + 1 == count) {
-        int arrival = 0;
-        if (finish_segment(stripe, computing, seg_first_kt, acc, arrival)) {
-          // Only the first and the last segment can be partial.
-          if (partials == 0) {
-            published[0] = computing;
-            arrived[0] = arrival;
-          } else {
-            published[1] = computing;
-            arrived[1] = arrival;
-          }
-          ++partials;
-        }
+        finish_segment(stripe, computing, seg_first_kt, acc);
         zero(acc);
         seg_first_kt = 0;
       }
       computing.advance(p);
     }
     cp_async_wait<0>();
-    if (partials > 0) complete_tiles(stripe, partials, published, arrived);
   }
 
   __device__ static void zero(Acc& acc) {
