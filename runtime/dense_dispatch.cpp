@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
+#include <cstdlib>
 #include <limits>
 
 #include "runtime/fail.hpp"
@@ -40,6 +42,33 @@ constexpr int kMaxStages = 4;
 
 }  // namespace
 
+std::optional<DenseTileOverride> parse_dense_tile_override(std::string_view value) {
+  if (value.empty()) return std::nullopt;
+  const auto bad = [&]() {
+    fail(Status::invalid_argument,
+         "MARLINRT_DENSE_TILE='{}': expected KxN or KxN:B, with K (tile_k) and N (tile_n) each "
+         "64, 128 or 256 and B (blocks per SM) 1 or 2, e.g. 128x256 or 128x128:1",
+         value);
+  };
+  const auto number = [&](std::string_view text) {
+    int v = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc() || end != text.data() + text.size()) bad();
+    return v;
+  };
+  const auto x = value.find('x');
+  if (x == std::string_view::npos) bad();
+  const auto colon = value.find(':', x);
+  DenseTileOverride o;
+  o.tile_k = number(value.substr(0, x));
+  o.tile_n = number(value.substr(x + 1, colon == std::string_view::npos ? colon : colon - x - 1));
+  if (colon != std::string_view::npos) o.blocks_per_sm = number(value.substr(colon + 1));
+  const auto tile_ok = [](int t) { return t == 64 || t == 128 || t == 256; };
+  if (!tile_ok(o.tile_k) || !tile_ok(o.tile_n)) bad();
+  if (colon != std::string_view::npos && o.blocks_per_sm != 1 && o.blocks_per_sm != 2) bad();
+  return o;
+}
+
 int gemm_warp_cols(int m_blocks) { return m_blocks == 1 ? 64 : 32; }
 
 int gemm_smem_bytes(const GemmTile& t) {
@@ -53,14 +82,38 @@ int gemm_smem_bytes(const GemmTile& t) {
 
 DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padded, DType act,
                      int arch, int sm_count, int smem_limit) {
+  static const std::optional<DenseTileOverride> from_env = [] {
+    const char* value = std::getenv("MARLINRT_DENSE_TILE");
+    return parse_dense_tile_override(value != nullptr ? value : "");
+  }();
+  return plan_dense(m, n_padded, k_padded, act, arch, sm_count, smem_limit, from_env);
+}
+
+DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padded, DType act,
+                     int arch, int sm_count, int smem_limit,
+                     const std::optional<DenseTileOverride>& tile_override) {
   const int m_blocks = static_cast<int>(std::clamp<std::int64_t>((m + 15) / 16, 1, 4));
-  const auto& choices = m_blocks <= 2 ? kSmallM : kLargeM;
+  const auto& table = m_blocks <= 2 ? kSmallM : kLargeM;
+  std::vector<TileChoice> choices(table.begin(), table.end());
+  if (tile_override) {
+    if (n_padded % tile_override->tile_n || k_padded % tile_override->tile_k) {
+      fail(Status::invalid_argument,
+           "MARLINRT_DENSE_TILE asks for {}x{} tiles, which do not divide a padded {}x{} weight",
+           tile_override->tile_k, tile_override->tile_n, n_padded, k_padded);
+    }
+    const auto threads = static_cast<std::uint16_t>(
+        tile_override->tile_k == 64 && tile_override->tile_n == 64 ? 128 : 256);
+    choices = {{static_cast<std::uint16_t>(tile_override->tile_k),
+                static_cast<std::uint16_t>(tile_override->tile_n), threads, 0}};
+  }
+  const int default_per_sm = m_blocks <= 2 ? 2 : 1;
+  const int wanted_per_sm =
+      tile_override && tile_override->blocks_per_sm ? tile_override->blocks_per_sm : default_per_sm;
   for (const auto& c : choices) {
     if (n_padded % c.tile_n || k_padded % c.tile_k) continue;
     // Per row of m-tiles, so that the choice depends on m only through m_blocks (prebuild).
     const std::int64_t row_units = (n_padded / c.tile_n) * (k_padded / c.tile_k);
-    if (row_units < std::int64_t{c.min_units_per_block} * sm_count * (m_blocks <= 2 ? 2 : 1))
-      continue;
+    if (row_units < std::int64_t{c.min_units_per_block} * sm_count * default_per_sm) continue;
     for (int stages = kMaxStages; stages >= 2; --stages) {
       GemmTile tile{c.tile_k, c.tile_n, static_cast<std::uint8_t>(m_blocks),
                     static_cast<std::uint8_t>(stages), c.threads};
@@ -81,7 +134,7 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
              "(at most 2^31 - 1): split the call over fewer rows",
              m, n_padded, k_padded, units);
       }
-      const int per_sm = m_blocks <= 2 && 2 * smem <= smem_limit ? 2 : 1;
+      const int per_sm = wanted_per_sm == 2 && 2 * smem <= smem_limit ? 2 : 1;
       plan.blocks =
           static_cast<int>(std::min<std::int64_t>(std::int64_t{sm_count} * per_sm, units));
       plan.stripe_units = static_cast<int>(units / plan.blocks);

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <string_view>
 #include <vector>
 
 #include "marlinrt/kernel_key.hpp"
@@ -42,8 +44,24 @@ struct DensePlan {
   std::int64_t lock_count = 0;        // one arrival counter per output tile
 };
 
+// A tuning override of the tile choice, from MARLINRT_DENSE_TILE = "KxN" or "KxN:B"
+// (tile_k x tile_n, optionally B resident blocks per SM, 1 or 2).
+struct DenseTileOverride {
+  int tile_k = 0, tile_n = 0;
+  int blocks_per_sm = 0;  // 0: the default for the kernel
+};
+// Parses the variable's value; throws invalid_argument naming the variable and the accepted
+// form. An empty value means no override.
+std::optional<DenseTileOverride> parse_dense_tile_override(std::string_view value);
+
 // The plan for y[m, n] = x[m, k] W^T with the padded extents of the prepared weight.
+// MARLINRT_DENSE_TILE (read once per process), when set, replaces the choice: a shape the
+// tile does not divide, or shared memory it does not fit, is an error naming the variable.
 DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padded, DType act,
                      int arch, int sm_count, int smem_limit);
+// The same with an explicit override (nullopt: the built-in choice).
+DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padded, DType act,
+                     int arch, int sm_count, int smem_limit,
+                     const std::optional<DenseTileOverride>& tile_override);
 
 }  // namespace marlinrt::detail

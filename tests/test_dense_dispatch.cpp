@@ -8,6 +8,7 @@
 
 #include "cache/cache_config.hpp"
 #include "cache/disk_cache.hpp"
+#include "marlinrt/error.hpp"
 #include "runtime/dense_dispatch.hpp"
 #include "runtime/kernel_provider.hpp"
 #include "runtime/nvfp4_layout.hpp"
@@ -73,4 +74,36 @@ TEST_CASE("the GEMM and repack templates compile with NVRTC for sm_80..sm_90", "
     }
   }
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("MARLINRT_DENSE_TILE overrides the tile choice, and bad values explain the form",
+          "[dispatch]") {
+  CHECK_FALSE(parse_dense_tile_override("").has_value());
+  const auto o = parse_dense_tile_override("128x256");
+  REQUIRE(o.has_value());
+  CHECK(o->tile_k == 128);
+  CHECK(o->tile_n == 256);
+  CHECK(o->blocks_per_sm == 0);
+  CHECK(parse_dense_tile_override("64x128:1")->blocks_per_sm == 1);
+  for (const char* bad : {"128", "128x", "x128", "96x128", "128x128:3", "128x128:", "128x128x1",
+                          "128 x128", "abc"}) {
+    INFO(bad);
+    try {
+      parse_dense_tile_override(bad);
+      FAIL("accepted");
+    } catch (const Error& e) {
+      CHECK(e.status() == Status::invalid_argument);
+      CHECK_THAT(e.what(), Catch::Contains("MARLINRT_DENSE_TILE") && Catch::Contains("KxN"));
+    }
+  }
+  // The override replaces the choice, keeps the m-blocks and honours blocks per SM.
+  const auto plan = plan_dense(1, 4096, 4096, DType::bf16, 90, 132, 232448,
+                               DenseTileOverride{64, 128, 1});
+  CHECK(plan.key.tile.tile_k == 64);
+  CHECK(plan.key.tile.tile_n == 128);
+  CHECK(plan.key.tile.m_blocks == 1);
+  CHECK(plan.blocks == 132);
+  CHECK_THROWS_WITH(plan_dense(1, 2688, 4096, DType::bf16, 90, 132, 232448,
+                               DenseTileOverride{128, 256, 0}),
+                    Catch::Contains("MARLINRT_DENSE_TILE") && Catch::Contains("do not divide"));
 }
