@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # One device-machine call: build, [gpu] tests, dense benchmark, optional Nsight Compute
 # profile. Logs go under $OUT; a short table is printed last.
-#   bench/device_session.sh [--no-tests] [--sanitize] [--bench "ARGS"] [--ncu "NxK M"] [--ncu-source "NxK M"]...
+#   bench/device_session.sh [--no-tests] [--sanitize] [--bench "ARGS"] [--ncu "NxK M"] [--ncu-source "NxK M"] [--sweep "SHAPES MS CONFIG..."]...
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 out=${OUT:-/tmp/marlinrt-out}
 mkdir -p "$out"
-tests=1 sanitize=0 bench_args=() ncu_cases=() ncu_source=()
+tests=1 sanitize=0 bench_args=() ncu_cases=() ncu_source=() sweep_args=()
 while [ $# -gt 0 ]; do
   case $1 in
     --no-tests) tests=0 ;;
@@ -14,6 +14,7 @@ while [ $# -gt 0 ]; do
     --bench) bench_args+=("$2"); shift ;;
     --ncu) ncu_cases+=("$2"); shift ;;
     --ncu-source) ncu_source+=("$2"); shift ;;
+    --sweep) sweep_args+=("$2"); shift ;;
   esac
   shift
 done
@@ -63,6 +64,10 @@ for b in "${bench_args[@]}"; do
   timeout 420 build/release/tools/marlinrt bench dense --out "$out" $b >"$out/bench.log" 2>&1
   echo "bench rc $?"
   cat "$out/bench.log" | tail -90
+done
+for w in "${sweep_args[@]}"; do
+  # shellcheck disable=SC2086
+  OUT=$out bench/tile_sweep.sh $w
 done
 # Only a few files come back from the device machine: keep the table files loose, pack the rest.
 (cd "$out" && ls | grep -vE '^(dense\.csv|logs\.tgz)$' | tar czf logs.tgz -T - --remove-files)
