@@ -399,6 +399,7 @@ struct CaseResult {
   double cublas_us = NAN;
   double target_us = NAN;  // M <= 16 only
   double rel_diff = NAN;   // vs cuBLAS, M <= 256 only
+  double copy_us = NAN;    // a device copy of the NVFP4 byte count, sources rotated like ours
 };
 
 std::string shape_label(const DenseBenchShape& s) {
@@ -439,7 +440,7 @@ void write_csv(const std::filesystem::path& path, const std::vector<CaseResult>&
                double copy_bw) {
   std::ofstream csv(path);
   csv << "shape,n,k,m,dtype,us,gbps,tflops,cublas_us,speedup,target_us,meets_target,"
-         "weight_copies,rel_diff_vs_cublas,copy_gbps,host_us_per_launch\n";
+         "weight_copies,rel_diff_vs_cublas,copy_gbps,host_us_per_launch,same_size_copy_us\n";
   for (const CaseResult& r : results) {
     const double bytes = static_cast<double>(r.n * r.k / 2 + r.n * r.k / 16);
     const double flops = 2.0 * static_cast<double>(r.m) * r.n * r.k;
@@ -449,7 +450,7 @@ void write_csv(const std::filesystem::path& path, const std::vector<CaseResult>&
         << ',' << format_number(r.target_us, "%.3f") << ','
         << (std::isnan(r.target_us) ? "" : (r.us <= r.target_us ? "yes" : "no")) << ','
         << r.weight_copies << ',' << format_number(r.rel_diff, "%.3g") << ',' << copy_bw / 1e3
-        << ',' << r.host_us << '\n';
+        << ',' << r.host_us << ',' << format_number(r.copy_us, "%.3f") << '\n';
   }
   if (!csv) {
     throw Error(Status::invalid_argument, "bench dense: cannot write " + path.string());
@@ -580,6 +581,23 @@ int run_bench_dense(const BenchDenseOptions& given) {
                      "copy of dense weights");
         }
       }
+      // What the machine does with the same bytes: a device-to-device copy of the NVFP4 byte
+      // count (it reads them and writes them), sources rotated over the same footprint.
+      double copy_us = NAN;
+      {
+        DeviceMemory src(nvfp4_bytes * static_cast<std::size_t>(copies)), dst(nvfp4_bytes);
+        check_cuda(cudaMemsetAsync(src.get(), 0x5A, nvfp4_bytes * copies, stream.get()),
+                   "cudaMemsetAsync");
+        copy_us = time_launches(stream.get(), options.warmup, options.repetitions, [&](int i) {
+                    const auto* from = static_cast<const char*>(src.get()) +
+                                       static_cast<std::size_t>(i % copies) * nvfp4_bytes;
+                    check_cuda(cudaMemcpyAsync(dst.get(), from, nvfp4_bytes,
+                                               cudaMemcpyDeviceToDevice, stream.get()),
+                               "cudaMemcpyAsync device->device");
+                  }).gpu_us;
+        std::printf("%-28s same-size device copy (%.1f MB read and written): %.1f us\n",
+                    shape_label(shape).c_str(), static_cast<double>(nvfp4_bytes) / 1e6, copy_us);
+      }
       const std::vector<std::uint16_t> x_host = random_activations(max_m * k, dtype, seed++);
       DeviceMemory x(x_host.size() * 2), y(static_cast<std::size_t>(max_m * n) * 2);
       upload(x.get(), x_host.data(), x_host.size() * 2, stream.get());
@@ -592,6 +610,7 @@ int run_bench_dense(const BenchDenseOptions& given) {
         r.m = m;
         r.dtype = dtype;
         r.weight_copies = copies;
+        r.copy_us = copy_us;
         const MatrixView xv{x.get(), dtype, m, k, 0};
         const MutableMatrixView yv{y.get(), dtype, m, n, 0};
         const LaunchTiming timing =
