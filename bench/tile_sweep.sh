@@ -15,7 +15,7 @@ for cfg in "$@"; do
     log="$out/${cfg//:/_}-$shape.log"
     build/release/tools/marlinrt bench dense --shapes "$shape" --m "$ms" --dtype bf16 \
       --out "$out/${cfg//:/_}-$shape" >"$log" 2>&1
-    grep -E "^$shape " "$log" | awk -v c="$cfg" '{printf "sweep %-10s %-12s M=%-5s %8s us\n", c, $1, $4, $6}'
+    grep -E "^$shape " "$log" | grep -v "same-size" | awk -v c="$cfg" '{printf "sweep %-10s %-12s M=%-5s %8s us\n", c, $1, $4, $6}'
     grep -m1 -iE "error|failed" "$log" | sed "s/^/sweep $cfg $shape: /"
   done
 done
