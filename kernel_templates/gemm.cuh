@@ -82,18 +82,11 @@ struct __align__(8) F2 {
 // contiguous stripes whose lengths differ by at most one.
 struct Stripe {
   int units_per_block, extra;  // block b owns units_per_block units, one more if b < extra
-  FastDivisor by_units, by_units_plus_1;
 
-  __device__ explicit Stripe(const GemmParams& p)
-      : units_per_block(p.stripe_units),
-        extra(p.stripe_extra),
-        by_units(p.by_stripe_units),
-        by_units_plus_1(p.by_stripe_units_plus_1) {}
   __device__ int begin(int b) const { return b * units_per_block + (b < extra ? b : extra); }
   __device__ int block_of(int u) const {
     const int long_units = extra * (units_per_block + 1);
-    return u < long_units ? static_cast<int>(by_units_plus_1.divide(u))
-                          : extra + static_cast<int>(by_units.divide(u - long_units));
+    return u < long_units ? u / (units_per_block + 1) : extra + (u - long_units) / units_per_block;
   }
 };
 
@@ -103,9 +96,9 @@ struct Cursor {
 
   __device__ static Cursor at(int unit, const GemmParams& p) {
     Cursor c;
-    c.tile = static_cast<int>(p.by_k_tiles.divide(unit));
+    c.tile = unit / p.k_tiles;
     c.kt = unit - c.tile * p.k_tiles;
-    c.n_tile = static_cast<int>(p.by_m_tiles.divide(c.tile));
+    c.n_tile = c.tile / p.m_tiles;
     c.m_tile = c.tile - c.n_tile * p.m_tiles;
     return c;
   }
@@ -154,21 +147,20 @@ struct StageLoader {
       a_col[i] = row < p.m ? col : -1;
       a_src[i] = static_cast<const char*>(p.a) + (static_cast<long long>(row) * p.lda + col) * 2;
     }
-    // Unit indices fit 32 bits (the host checks N*K/1024 < 2^31); only byte offsets are wide.
-    const int k_units = p.k_padded / 16;
-    const int strip0 = at.n_tile * (Cfg::tile_n / 64);
-    const int kb0 = at.kt * Cfg::k16_per_tile;
+    const long long k_units = p.k_padded / 16;
+    const long long strip0 = static_cast<long long>(at.n_tile) * (Cfg::tile_n / 64);
+    const long long kb0 = static_cast<long long>(at.kt) * Cfg::k16_per_tile;
 #pragma unroll
     for (int i = 0; i < Cfg::b_iters; ++i) {
       const int c = threadIdx.x + i * Cfg::threads;
-      const unsigned unit = (strip0 + c / b_strip_chunks) * k_units + kb0;
-      b_src[i] = static_cast<const char*>(p.b) + unit * 512ull + (c % b_strip_chunks) * 16;
+      const long long unit = (strip0 + c / b_strip_chunks) * k_units + kb0;
+      b_src[i] = static_cast<const char*>(p.b) + unit * 512 + (c % b_strip_chunks) * 16;
     }
 #pragma unroll
     for (int i = 0; i < Cfg::s_iters; ++i) {
       const int c = threadIdx.x + i * Cfg::threads;
-      const unsigned unit = (strip0 + c / s_strip_chunks) * k_units + kb0;
-      s_src[i] = static_cast<const char*>(p.scales) + unit * 64ull + (c % s_strip_chunks) * 16;
+      const long long unit = (strip0 + c / s_strip_chunks) * k_units + kb0;
+      s_src[i] = static_cast<const char*>(p.scales) + unit * 64 + (c % s_strip_chunks) * 16;
     }
   }
 
@@ -442,7 +434,7 @@ struct GemmKernel {
   }
 
   __device__ void run() const {
-    const Stripe stripe(p);
+    const Stripe stripe{p.stripe_units, p.stripe_extra};
     const int u_begin = stripe.begin(blockIdx.x);
     const int count = stripe.begin(blockIdx.x + 1) - u_begin;
     Cursor computing = Cursor::at(u_begin, p);

@@ -2,8 +2,6 @@
 // NVRTC-compiled template: plain types only, identical layout on both sides.
 #pragma once
 
-#include "fast_divisor.h"
-
 namespace marlinrt::kern {
 
 struct GemmParams {
@@ -19,11 +17,9 @@ struct GemmParams {
   int n_padded, k_padded;  // multiples of 64: the repacked layout's extent
   long long lda, ldc;
   int m_tiles, n_tiles, k_tiles;
-  FastDivisor by_m_tiles, by_k_tiles;  // divisions by m_tiles, k_tiles
   // The striped partition of the m_tiles * n_tiles * k_tiles work units (< 2^31) over the
   // grid: block b starts at unit b * stripe_units + min(b, stripe_extra) (see Stripe).
   int stripe_units, stripe_extra;
-  FastDivisor by_stripe_units, by_stripe_units_plus_1;
   int vector_store;  // 1 when c and ldc allow 32-bit paired stores
 };
 

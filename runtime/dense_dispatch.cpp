@@ -134,12 +134,6 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
       plan.n_tiles = static_cast<int>(n_padded / c.tile_n);
       plan.k_tiles = static_cast<int>(k_padded / c.tile_k);
       const std::int64_t units = std::int64_t{plan.m_tiles} * plan.n_tiles * plan.k_tiles;
-      if (n_padded / 64 * (k_padded / 16) >= std::numeric_limits<int>::max()) {
-        fail(Status::invalid_argument,
-             "a {}x{} weight has {} blocks of 64x16 weights; the kernel indexes them with 32-bit "
-             "integers (at most 2^31 - 1)",
-             n_padded, k_padded, n_padded / 64 * (k_padded / 16));
-      }
       if (units >= std::numeric_limits<int>::max()) {
         fail(Status::invalid_argument,
              "a {}x{}x{} GEMM has {} work units; the kernel indexes them with 32-bit integers "

@@ -65,13 +65,8 @@ void linear(Stream stream, MatrixView x, const PreparedLinear& w, MutableMatrixV
   params.m_tiles = plan.m_tiles;
   params.n_tiles = plan.n_tiles;
   params.k_tiles = plan.k_tiles;
-  params.by_m_tiles = kern::FastDivisor::make(static_cast<unsigned>(plan.m_tiles));
-  params.by_k_tiles = kern::FastDivisor::make(static_cast<unsigned>(plan.k_tiles));
   params.stripe_units = plan.stripe_units;
   params.stripe_extra = plan.stripe_extra;
-  params.by_stripe_units = kern::FastDivisor::make(static_cast<unsigned>(plan.stripe_units));
-  params.by_stripe_units_plus_1 =
-      kern::FastDivisor::make(static_cast<unsigned>(plan.stripe_units) + 1);
   params.vector_store =
       reinterpret_cast<std::uintptr_t>(y.data) % 4 == 0 && y.stride() % 2 == 0 ? 1 : 0;
   launch(kernel, stream, {static_cast<unsigned>(plan.blocks)}, {plan.key.tile.threads},
