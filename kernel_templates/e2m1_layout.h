@@ -22,14 +22,14 @@ struct E2m1Bits {
 };
 MARLINRT_HOST_DEVICE inline constexpr E2m1Bits e2m1_word_bits(bool bf16, int reg) {
   if (bf16) {
-    return reg == 0   ? E2m1Bits{15, 8, 7, 6}  // in place
-           : reg == 1 ? E2m1Bits{12, 5, 4, 3}  // << 3
-           : reg == 2 ? E2m1Bits{9, 2, 1, 0}   // << 6
+    return reg == 0   ? E2m1Bits{15, 8, 7, 6}      // in place
+           : reg == 1 ? E2m1Bits{12, 5, 4, 3}      // << 3
+           : reg == 2 ? E2m1Bits{9, 2, 1, 0}       // << 6
                       : E2m1Bits{14, 11, 10, 13};  // s << 1, e1 e0 >> 3, m >> 7
   }
-  return reg == 0   ? E2m1Bits{6, 2, 1, 0}     // << 9
-         : reg == 1 ? E2m1Bits{9, 5, 4, 3}     // << 6
-         : reg == 2 ? E2m1Bits{13, 11, 8, 7}   // e1 in place, s e0 m << 2
+  return reg == 0   ? E2m1Bits{6, 2, 1, 0}       // << 9
+         : reg == 1 ? E2m1Bits{9, 5, 4, 3}       // << 6
+         : reg == 2 ? E2m1Bits{13, 11, 8, 7}     // e1 in place, s e0 m << 2
                     : E2m1Bits{15, 14, 10, 12};  // s e0 in place, e1 m >> 3
 }
 

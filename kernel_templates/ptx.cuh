@@ -60,10 +60,10 @@ __device__ __forceinline__ void mma_16816(float (&d)[4], const u32 (&a)[4], u32 
 // Packed 16-bit multiply a * (half kHalf of s in both lanes), as an fma with -0 so that +0
 // products stay +0. The broadcast is written as a 16-bit move so that ptxas folds it into the
 // multiply's operand selector (.H0_H0 / .H1_H1) rather than spending a PRMT on it.
-#define MARLINRT_MUL2_BY_HALF(type, half)                                                  \
+#define MARLINRT_MUL2_BY_HALF(type, half)                                                      \
   asm("{ .reg .b16 lo, hi; .reg .b32 b;\n mov.b32 {lo, hi}, %2;\n mov.b32 b, {" half ", " half \
-      "};\n fma.rn." type " %0, %1, b, %3; }\n"                                             \
-      : "=r"(d)                                                                            \
+      "};\n fma.rn." type " %0, %1, b, %3; }\n"                                                \
+      : "=r"(d)                                                                                \
       : "r"(a), "r"(s), "r"(0x80008000u))
 template <bool kBf16, int kHalf>
 __device__ __forceinline__ u32 mul2_by_half(u32 a, u32 s) {

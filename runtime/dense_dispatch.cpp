@@ -21,9 +21,9 @@ struct TileChoice {
 
 // Small batches stream weights: 256 columns where the layer is big enough, else 256-deep k
 // tiles (both give each warp four k16 steps between barriers; on H200 the deep tile took
-// 4096x4096 at M = 1 from 12.5 to 11.0 us, bench/tile_sweep.sh). Larger batches reuse each weight tile over more rows:
-// wide n tiles, deep k tiles when there is work enough. Narrower fallbacks keep any padded
-// shape (multiples of 64) servable.
+// 4096x4096 at M = 1 from 12.5 to 11.0 us, bench/tile_sweep.sh). Larger batches reuse each
+// weight tile over more rows: wide n tiles, deep k tiles when there is work enough. Narrower
+// fallbacks keep any padded shape (multiples of 64) servable.
 constexpr std::array<TileChoice, 8> kSmallM = {{{128, 256, 256, 4},
                                                 {256, 128, 256, 0},
                                                 {128, 128, 256, 0},

@@ -51,7 +51,8 @@ TEST_CASE("prebuild keys of a shape are exactly the plans' keys", "[dispatch]") 
   CHECK(dense_keys_for_shape(6144, 4096, DType::f16, 90, 132, 1).size() == 1);
 }
 
-TEST_CASE("the GEMM and repack templates compile with NVRTC for sm_80..sm_90", "[dispatch][nvrtc]") {
+TEST_CASE("the GEMM and repack templates compile with NVRTC for sm_80..sm_90",
+          "[dispatch][nvrtc]") {
   const auto dir = std::filesystem::temp_directory_path() /
                    ("marlinrt-dispatch-test-" + std::to_string(::getpid()));
   CacheConfig config;
@@ -70,7 +71,9 @@ TEST_CASE("the GEMM and repack templates compile with NVRTC for sm_80..sm_90", "
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       WARN(key.to_string() << ": cold NVRTC compile " << s << " s, " << cubin.size() << " bytes");
       REQUIRE(cubin.size() > 1000);
-      CHECK(cubin.compare(0, 4, "\x7f" "ELF") == 0);
+      CHECK(cubin.compare(0, 4,
+                          "\x7f"
+                          "ELF") == 0);
     }
   }
   std::filesystem::remove_all(dir);
@@ -85,8 +88,8 @@ TEST_CASE("MARLINRT_DENSE_TILE overrides the tile choice, and bad values explain
   CHECK(o->tile_n == 256);
   CHECK(o->blocks_per_sm == 0);
   CHECK(parse_dense_tile_override("64x128:1")->blocks_per_sm == 1);
-  for (const char* bad : {"128", "128x", "x128", "96x128", "128x128:3", "128x128:", "128x128x1",
-                          "128 x128", "abc"}) {
+  for (const char* bad :
+       {"128", "128x", "x128", "96x128", "128x128:3", "128x128:", "128x128x1", "128 x128", "abc"}) {
     INFO(bad);
     try {
       parse_dense_tile_override(bad);
@@ -97,13 +100,13 @@ TEST_CASE("MARLINRT_DENSE_TILE overrides the tile choice, and bad values explain
     }
   }
   // The override replaces the choice, keeps the m-blocks and honours blocks per SM.
-  const auto plan = plan_dense(1, 4096, 4096, DType::bf16, 90, 132, 232448,
-                               DenseTileOverride{64, 128, 1});
+  const auto plan =
+      plan_dense(1, 4096, 4096, DType::bf16, 90, 132, 232448, DenseTileOverride{64, 128, 1});
   CHECK(plan.key.tile.tile_k == 64);
   CHECK(plan.key.tile.tile_n == 128);
   CHECK(plan.key.tile.m_blocks == 1);
   CHECK(plan.blocks == 132);
-  CHECK_THROWS_WITH(plan_dense(1, 2688, 4096, DType::bf16, 90, 132, 232448,
-                               DenseTileOverride{128, 256, 0}),
-                    Catch::Contains("MARLINRT_DENSE_TILE") && Catch::Contains("do not divide"));
+  CHECK_THROWS_WITH(
+      plan_dense(1, 2688, 4096, DType::bf16, 90, 132, 232448, DenseTileOverride{128, 256, 0}),
+      Catch::Contains("MARLINRT_DENSE_TILE") && Catch::Contains("do not divide"));
 }

@@ -277,9 +277,12 @@ double measure_copy_bandwidth(cudaStream_t stream) {
 // cost per back-to-back launch that no kernel can go below on this machine.
 double measure_launch_floor(cudaStream_t stream) {
   DeviceMemory scratch(16);
-  return time_launches(stream, 20, 200, [&](int) {
-           check_cuda(cudaMemsetAsync(scratch.get(), 0, 4, stream), "cudaMemsetAsync");
-         }).gpu_us;
+  return time_launches(stream, 20, 200,
+                       [&](int) {
+                         check_cuda(cudaMemsetAsync(scratch.get(), 0, 4, stream),
+                                    "cudaMemsetAsync");
+                       })
+      .gpu_us;
 }
 
 // ---- random layers and activations ----
