@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cstdlib>
 #include <limits>
+#include <span>
 
 #include "runtime/fail.hpp"
 #include "runtime/nvfp4_layout.hpp"
@@ -95,22 +96,22 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
                      int arch, int sm_count, int smem_limit,
                      const std::optional<DenseTileOverride>& tile_override) {
   const int m_blocks = static_cast<int>(std::clamp<std::int64_t>((m + 15) / 16, 1, 4));
-  std::vector<TileChoice> choices;
-  if (m_blocks <= 2) {
-    choices.assign(kSmallM.begin(), kSmallM.end());
-  } else {
-    choices.assign(kLargeM.begin(), kLargeM.end());
-  }
+  // A view, not a copy: linear() plans every call.
+  std::span<const TileChoice> choices =
+      m_blocks <= 2 ? std::span<const TileChoice>(kSmallM) : std::span<const TileChoice>(kLargeM);
+  TileChoice forced{};
   if (tile_override) {
     if (n_padded % tile_override->tile_n || k_padded % tile_override->tile_k) {
       fail(Status::invalid_argument,
            "MARLINRT_DENSE_TILE asks for {}x{} tiles, which do not divide a padded {}x{} weight",
            tile_override->tile_k, tile_override->tile_n, n_padded, k_padded);
     }
-    const auto threads = static_cast<std::uint16_t>(
-        tile_override->tile_k == 64 && tile_override->tile_n == 64 ? 128 : 256);
-    choices = {{static_cast<std::uint16_t>(tile_override->tile_k),
-                static_cast<std::uint16_t>(tile_override->tile_n), threads, 0}};
+    forced = {static_cast<std::uint16_t>(tile_override->tile_k),
+              static_cast<std::uint16_t>(tile_override->tile_n),
+              static_cast<std::uint16_t>(
+                  tile_override->tile_k == 64 && tile_override->tile_n == 64 ? 128 : 256),
+              0};
+    choices = std::span<const TileChoice>(&forced, 1);
   }
   const int default_per_sm = m_blocks <= 2 ? 2 : 1;
   const int wanted_per_sm =
