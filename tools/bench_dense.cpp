@@ -560,10 +560,11 @@ int run_bench_dense(const BenchDenseOptions& given) {
     layer.weight_scale = {scales.get(), DType::e4m3, n, k / 16, 0};
     layer.weight_scale_2 = host.weight_scale_2;
 
+    // Enough independent copies that one pass over them overflows L2 twice: every launch
+    // streams its weights from DRAM, as in a model whose layers run one after another.
+    const int copies = static_cast<int>(2 * static_cast<std::size_t>(l2_bytes) / nvfp4_bytes) + 1;
+    const std::size_t shape_results = results.size();
     for (const DType dtype : options.dtypes) {
-      // Enough independent copies that one pass over them overflows L2 twice: every launch
-      // streams its weights from DRAM, as in a model whose layers run one after another.
-      const int copies = static_cast<int>(2 * static_cast<std::size_t>(l2_bytes) / nvfp4_bytes) + 1;
       std::vector<PreparedLinear> prepared;
       for (int c = 0; c < copies; ++c) {
         prepared.push_back(prepare_nvfp4_linear(layer, dtype, stream.get()));
@@ -649,28 +650,24 @@ int run_bench_dense(const BenchDenseOptions& given) {
         std::fflush(stdout);
         results.push_back(r);
       }
-      // What the machine does with the same bytes: a device-to-device copy of the NVFP4 byte
-      // count (it reads them and writes them), sources rotated over the same footprint. Timed
-      // after the GEMMs so that its heat and power draw do not slow them down.
-      double copy_us = NAN;
-      {
-        DeviceMemory src(nvfp4_bytes * static_cast<std::size_t>(copies)), dst(nvfp4_bytes);
-        check_cuda(cudaMemsetAsync(src.get(), 0x5A, nvfp4_bytes * copies, stream.get()),
-                   "cudaMemsetAsync");
-        copy_us = time_launches(stream.get(), options.warmup, options.repetitions, [&](int i) {
-                    const auto* from = static_cast<const char*>(src.get()) +
-                                       static_cast<std::size_t>(i % copies) * nvfp4_bytes;
-                    check_cuda(cudaMemcpyAsync(dst.get(), from, nvfp4_bytes,
-                                               cudaMemcpyDeviceToDevice, stream.get()),
-                               "cudaMemcpyAsync device->device");
-                  }).gpu_us;
-        std::printf("%-28s same-size device copy (%.1f MB read and written): %.1f us\n",
-                    shape_label(shape).c_str(), static_cast<double>(nvfp4_bytes) / 1e6, copy_us);
-      }
-      for (CaseResult& done : results) {
-        if (done.n == n && done.k == k && done.dtype == dtype) done.copy_us = copy_us;
-      }
     }
+    // What the machine does with the same bytes, once per shape: a device-to-device copy of
+    // the NVFP4 byte count (it reads them and writes them), sources rotated over the same
+    // footprint as the weights.
+    DeviceMemory src(nvfp4_bytes * static_cast<std::size_t>(copies)), dst(nvfp4_bytes);
+    check_cuda(cudaMemsetAsync(src.get(), 0x5A, nvfp4_bytes * copies, stream.get()),
+               "cudaMemsetAsync");
+    const double copy_us =
+        time_launches(stream.get(), options.warmup, options.repetitions, [&](int i) {
+          const auto* from = static_cast<const char*>(src.get()) +
+                             static_cast<std::size_t>(i % copies) * nvfp4_bytes;
+          check_cuda(
+              cudaMemcpyAsync(dst.get(), from, nvfp4_bytes, cudaMemcpyDeviceToDevice, stream.get()),
+              "cudaMemcpyAsync device->device");
+        }).gpu_us;
+    std::printf("%-28s same-size device copy (%.1f MB read and written): %.1f us\n",
+                shape_label(shape).c_str(), static_cast<double>(nvfp4_bytes) / 1e6, copy_us);
+    for (std::size_t i = shape_results; i < results.size(); ++i) results[i].copy_us = copy_us;
   }
 
   write_csv(out_dir / "dense.csv", results, copy_bw);
