@@ -36,10 +36,12 @@ struct GemmConfig {
   // Small-M kernels are latency bound: two resident blocks per SM hide more of it
   // (the host mirror is in runtime/dense_dispatch.cpp).
   static constexpr int min_blocks_per_sm = kMBlocks <= 2 ? 2 : 1;
-  // A warp owns 64 columns (one 16-byte weight load per k16 step) when few rows share each
-  // decoded weight, 32 with 2-4 m-blocks so that its accumulators stay in registers
+  // A warp owns 64 columns (one 16-byte weight load per k16 step). With 3-4 m-blocks that also
+  // halves the A fragments read from shared memory per mma against 32 columns: at large M,
+  // ldmatrix traffic was close to the shared-memory bandwidth. 2 m-blocks run two blocks
+  // per SM, whose 128-register budget holds 32 columns' accumulators only
   // (host mirror: gemm_warp_cols() in runtime/dense_dispatch.cpp).
-  static constexpr int warp_cols = kMBlocks == 1 ? 64 : 32;
+  static constexpr int warp_cols = kMBlocks == 2 ? 32 : 64;
   static constexpr int warp_tiles = warp_cols / 8;  // n8 tiles per warp
   static constexpr int warps_n = kTileN / warp_cols;
   static constexpr int warps_k = warps / warps_n;
@@ -50,7 +52,11 @@ struct GemmConfig {
   static constexpr int b_stage_bytes = kTileK * kTileN / 2;
   static constexpr int s_stage_bytes = kTileK * kTileN / 16;
   static constexpr int stage_bytes = a_stage_bytes + b_stage_bytes + s_stage_bytes;
-  static constexpr int reduce_bytes = (warps_k - 1) * rows * kTileN * 4;
+  // After the stages: the k-split warps' partial sums, reused by the cross-block reduction
+  // for one float4 per thread.
+  static constexpr int warp_sum_bytes = (warps_k - 1) * rows * kTileN * 4;
+  static constexpr int reduce_bytes =
+      warp_sum_bytes > kThreads * 16 ? warp_sum_bytes : kThreads * 16;
   static constexpr int smem_bytes = kStages * stage_bytes + reduce_bytes;
   // 16-byte chunks each stage copies, and how many per thread (the last round may be partial).
   static constexpr int a_chunks = a_stage_bytes / 16;
@@ -76,6 +82,9 @@ struct __align__(8) U2 {
 };
 struct __align__(8) F2 {
   float x, y;
+};
+struct __align__(16) F4 {
+  float x, y, z, w;
 };
 
 // Striped partition: the work units (tile, k-tile), tile-major, are cut into gridDim.x
@@ -115,53 +124,68 @@ struct Cursor {
   }
 };
 
-// Copies work units into pipeline stages. Every thread owns fixed chunks of each stage; their
-// global sources are computed when a tile starts and then move by constant strides per k-tile.
+// Copies work units into pipeline stages. Every thread owns chunks i = 0, 1, ... of each
+// stage (chunk index threadIdx.x + i * threads). Only chunk 0's global source is kept: the
+// others sit at offsets that are compile-time multiples of a row or strip stride read from
+// the kernel parameters, so the loader holds five registers instead of one pointer per chunk
+// (the 64-column, 4-m-block warps need those registers for their accumulators).
 template <class Cfg>
 struct StageLoader {
   const GemmParams& p;
   Cursor at;
-  const char* a_src[Cfg::a_iters];
-  int a_col[Cfg::a_iters];  // first column of the chunk; -1: the row is past m
-  const char* b_src[Cfg::b_iters];
-  const char* s_src[Cfg::s_iters];
+  const char* a_src;  // chunk 0's source
+  int a_col;          // first column of every chunk of this thread (rows differ, columns not)
+  u32 a_rows_ok;      // bit i: chunk i's row is < m
+  const char* b_src;
+  const char* s_src;
 
   static constexpr int a_chunks_per_row = Cfg::tile_k / 8;
   static constexpr int b_strip_chunks = Cfg::k16_per_tile * 32;  // 512 B per k16 unit
   static constexpr int s_strip_chunks = Cfg::k16_per_tile * 4;   // 64 B per k16 unit
+  static_assert(Cfg::threads % a_chunks_per_row == 0, "a thread's A chunks share a column");
+  static_assert(Cfg::a_iters <= 32, "a_rows_ok has one bit per A chunk");
 
   __device__ static bool owns(int i, int chunks) {
     return chunks % Cfg::threads == 0 || static_cast<int>(threadIdx.x) + i * Cfg::threads < chunks;
   }
+
+  // Offset of chunk i from chunk 0 when a stage is made of strips of kStripChunks 16-byte
+  // chunks that lie `stride` bytes apart in global memory (rows of A, weight strips).
+  template <int kStripChunks>
+  __device__ static long long chunk_offset(int i, long long stride) {
+    constexpr int t = Cfg::threads;
+    if constexpr (t % kStripChunks == 0) {
+      return i * (t / kStripChunks) * stride;
+    } else {
+      static_assert(kStripChunks % t == 0, "strips and threads must nest");
+      constexpr int q = kStripChunks / t;
+      return (i / q) * stride + (i % q) * t * 16;
+    }
+  }
+  __device__ long long a_row_bytes() const { return p.lda * 2; }
+  __device__ long long b_strip_bytes() const { return p.k_padded * 32LL; }
+  __device__ long long s_strip_bytes() const { return p.k_padded * 4LL; }
 
   __device__ StageLoader(const GemmParams& params, Cursor start) : p(params), at(start) {
     start_tile();
   }
 
   __device__ void start_tile() {
+    const int c = threadIdx.x;
+    const int row = at.m_tile * Cfg::rows + c / a_chunks_per_row;
+    a_col = at.kt * Cfg::tile_k + (c % a_chunks_per_row) * 8;
+    a_src = static_cast<const char*>(p.a) + (static_cast<long long>(row) * p.lda + a_col) * 2;
+    a_rows_ok = 0;
 #pragma unroll
-    for (int i = 0; i < Cfg::a_iters; ++i) {
-      const int c = threadIdx.x + i * Cfg::threads;
-      const int row = at.m_tile * Cfg::rows + c / a_chunks_per_row;
-      const int col = at.kt * Cfg::tile_k + (c % a_chunks_per_row) * 8;
-      a_col[i] = row < p.m ? col : -1;
-      a_src[i] = static_cast<const char*>(p.a) + (static_cast<long long>(row) * p.lda + col) * 2;
-    }
+    for (int i = 0; i < Cfg::a_iters; ++i)
+      if (row + i * (Cfg::threads / a_chunks_per_row) < p.m) a_rows_ok |= 1u << i;
+    const long long strip = static_cast<long long>(at.n_tile) * (Cfg::tile_n / 64);
+    const long long kb = static_cast<long long>(at.kt) * Cfg::k16_per_tile;
     const long long k_units = p.k_padded / 16;
-    const long long strip0 = static_cast<long long>(at.n_tile) * (Cfg::tile_n / 64);
-    const long long kb0 = static_cast<long long>(at.kt) * Cfg::k16_per_tile;
-#pragma unroll
-    for (int i = 0; i < Cfg::b_iters; ++i) {
-      const int c = threadIdx.x + i * Cfg::threads;
-      const long long unit = (strip0 + c / b_strip_chunks) * k_units + kb0;
-      b_src[i] = static_cast<const char*>(p.b) + unit * 512 + (c % b_strip_chunks) * 16;
-    }
-#pragma unroll
-    for (int i = 0; i < Cfg::s_iters; ++i) {
-      const int c = threadIdx.x + i * Cfg::threads;
-      const long long unit = (strip0 + c / s_strip_chunks) * k_units + kb0;
-      s_src[i] = static_cast<const char*>(p.scales) + unit * 64 + (c % s_strip_chunks) * 16;
-    }
+    b_src = static_cast<const char*>(p.b) + ((strip + c / b_strip_chunks) * k_units + kb) * 512 +
+            (c % b_strip_chunks) * 16;
+    s_src = static_cast<const char*>(p.scales) +
+            ((strip + c / s_strip_chunks) * k_units + kb) * 64 + (c % s_strip_chunks) * 16;
   }
 
   __device__ void advance() {
@@ -169,29 +193,25 @@ struct StageLoader {
       start_tile();
       return;
     }
-#pragma unroll
-    for (int i = 0; i < Cfg::a_iters; ++i) {
-      a_src[i] += Cfg::tile_k * 2;
-      if (a_col[i] >= 0) a_col[i] += Cfg::tile_k;
-    }
-#pragma unroll
-    for (int i = 0; i < Cfg::b_iters; ++i) b_src[i] += Cfg::k16_per_tile * 512;
-#pragma unroll
-    for (int i = 0; i < Cfg::s_iters; ++i) s_src[i] += Cfg::k16_per_tile * 64;
+    a_src += Cfg::tile_k * 2;
+    a_col += Cfg::tile_k;
+    b_src += Cfg::k16_per_tile * 512;
+    s_src += Cfg::k16_per_tile * 64;
   }
 
   // Issue the copies of the current unit into the stage at shared address `stage`.
   __device__ void load(u32 stage) const {
     // A: rows x tile_k halves, XOR-swizzled by row to spread banks; rows past m and columns
     // past k are zero-filled without reading.
+    const bool col_ok = a_col < p.k;
 #pragma unroll
     for (int i = 0; i < Cfg::a_iters; ++i) {
       if (!owns(i, Cfg::a_chunks)) continue;
       const int c = threadIdx.x + i * Cfg::threads;
       const int r = c / a_chunks_per_row, ch = c % a_chunks_per_row;
-      const bool ok = a_col[i] >= 0 && a_col[i] < p.k;
-      cp_async16(stage + r * Cfg::tile_k * 2 + ((ch ^ (r & 7)) * 16), ok ? a_src[i] : p.a,
-                 ok ? 16 : 0);
+      const bool ok = col_ok && (a_rows_ok >> i & 1u);
+      cp_async16(stage + r * Cfg::tile_k * 2 + ((ch ^ (r & 7)) * 16),
+                 ok ? a_src + chunk_offset<a_chunks_per_row>(i, a_row_bytes()) : p.a, ok ? 16 : 0);
     }
     // B: tile_n / 64 strips of k16_per_tile units, each contiguous in global memory. (No L2
     // evict-first hint: a member-held createpolicy value faulted as an illegal instruction
@@ -200,13 +220,15 @@ struct StageLoader {
     for (int i = 0; i < Cfg::b_iters; ++i) {
       if (!owns(i, Cfg::b_chunks)) continue;
       const int c = threadIdx.x + i * Cfg::threads;
-      cp_async16(stage + Cfg::a_stage_bytes + c * 16, b_src[i], 16);
+      cp_async16(stage + Cfg::a_stage_bytes + c * 16,
+                 b_src + chunk_offset<b_strip_chunks>(i, b_strip_bytes()), 16);
     }
 #pragma unroll
     for (int i = 0; i < Cfg::s_iters; ++i) {
       if (!owns(i, Cfg::s_chunks)) continue;
       const int c = threadIdx.x + i * Cfg::threads;
-      cp_async16(stage + Cfg::a_stage_bytes + Cfg::b_stage_bytes + c * 16, s_src[i], 16);
+      cp_async16(stage + Cfg::a_stage_bytes + Cfg::b_stage_bytes + c * 16,
+                 s_src + chunk_offset<s_strip_chunks>(i, s_strip_bytes()), 16);
     }
   }
 };
@@ -414,22 +436,55 @@ struct GemmKernel {
     }
     __syncthreads();
     if (!last) return;
-    // The last arriver sums every partial (its own included) in block order, with all
-    // its threads, and stores the tile.
+    // The last arriver sums every partial (its own included) and stores the tile. With few
+    // rows, one thread per 4 columns would leave most threads idle, each walking a chain of
+    // L2 round trips over the sharers: then `groups` thread groups each sum an interleaved
+    // subset of the sharers, and the group sums are added in group order through shared
+    // memory. The order depends only on the plan, so the result is bitwise reproducible.
     constexpr int quads_per_row = Cfg::tile_n / 4;
-    for (int q = threadIdx.x; q < valid_rows * quads_per_row; q += Cfg::threads) {
-      const int r = q / quads_per_row, c = (q % quads_per_row) * 4;
-      float sum[4];
-      load_cg4(partial(first_block) + r * Cfg::tile_n + c, sum);
+    const int items = valid_rows * quads_per_row;
+    const int sharers = last_block - first_block + 1;
+    const int fit = Cfg::threads / items;
+    const int groups = fit < 1 ? 1 : (fit < sharers ? fit : sharers);
+    if (groups == 1) {
+      for (int q = threadIdx.x; q < items; q += Cfg::threads) {
+        const int r = q / quads_per_row, c = (q % quads_per_row) * 4;
+        float sum[4];
+        load_cg4(partial(first_block) + r * Cfg::tile_n + c, sum);
 #pragma unroll 4
-      for (int b = first_block + 1; b <= last_block; ++b) {
+        for (int b = first_block + 1; b <= last_block; ++b) {
+          float v[4];
+          load_cg4(partial(b) + r * Cfg::tile_n + c, v);
+#pragma unroll
+          for (int e = 0; e < 4; ++e) sum[e] += v[e];
+        }
+        store_pair(at, r, c, sum[0], sum[1]);
+        store_pair(at, r, c + 2, sum[2], sum[3]);
+      }
+      return;
+    }
+    F4* group_sums = reinterpret_cast<F4*>(smem + Cfg::stages * Cfg::stage_bytes);
+    const int g = threadIdx.x / items, q = threadIdx.x - g * items;
+    const int r = q / quads_per_row, c = (q % quads_per_row) * 4;
+    if (g < groups) {
+      F4 sum{0.f, 0.f, 0.f, 0.f};
+#pragma unroll 2
+      for (int b = first_block + g; b <= last_block; b += groups) {
         float v[4];
         load_cg4(partial(b) + r * Cfg::tile_n + c, v);
-#pragma unroll
-        for (int e = 0; e < 4; ++e) sum[e] += v[e];
+        sum.x += v[0], sum.y += v[1], sum.z += v[2], sum.w += v[3];
       }
-      store_pair(at, r, c, sum[0], sum[1]);
-      store_pair(at, r, c + 2, sum[2], sum[3]);
+      group_sums[threadIdx.x] = sum;
+    }
+    __syncthreads();
+    if (g == 0) {
+      F4 sum = group_sums[q];
+      for (int h = 1; h < groups; ++h) {
+        const F4 v = group_sums[h * items + q];
+        sum.x += v.x, sum.y += v.y, sum.z += v.z, sum.w += v.w;
+      }
+      store_pair(at, r, c, sum.x, sum.y);
+      store_pair(at, r, c + 2, sum.z, sum.w);
     }
   }
 

@@ -72,15 +72,15 @@ std::optional<DenseTileOverride> parse_dense_tile_override(std::string_view valu
   return o;
 }
 
-int gemm_warp_cols(int m_blocks) { return m_blocks == 1 ? 64 : 32; }
+int gemm_warp_cols(int m_blocks) { return m_blocks == 2 ? 32 : 64; }
 
 int gemm_smem_bytes(const GemmTile& t) {
   const int rows = 16 * t.m_blocks;
   const int warps = t.threads / 32, warps_n = t.tile_n / gemm_warp_cols(t.m_blocks);
   const int warps_k = warps / warps_n;
   const int stage = rows * t.tile_k * 2 + t.tile_k * t.tile_n / 2 + t.tile_k * t.tile_n / 16;
-  const int reduce = (warps_k - 1) * rows * t.tile_n * 4;
-  return t.stages * stage + reduce;
+  const int warp_sums = (warps_k - 1) * rows * t.tile_n * 4;
+  return t.stages * stage + std::max(warp_sums, t.threads * 16);
 }
 
 DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padded, DType act,
