@@ -36,12 +36,11 @@ struct GemmConfig {
   // Small-M kernels are latency bound: two resident blocks per SM hide more of it
   // (the host mirror is in runtime/dense_dispatch.cpp).
   static constexpr int min_blocks_per_sm = kMBlocks <= 2 ? 2 : 1;
-  // A warp owns 64 columns (one 16-byte weight load per k16 step). With 3-4 m-blocks that also
-  // halves the A fragments read from shared memory per mma against 32 columns: at large M,
-  // ldmatrix traffic was close to the shared-memory bandwidth. 2 m-blocks run two blocks
-  // per SM, whose 128-register budget holds 32 columns' accumulators only
+  // A warp owns 64 columns (one 16-byte weight load per k16 step) when few rows share each
+  // decoded weight, 32 with 2-4 m-blocks so that its accumulators stay in registers: 64
+  // columns at 4 m-blocks spill and measured 291 -> 248 TFLOP/s at M = 4096 (session 7)
   // (host mirror: gemm_warp_cols() in runtime/dense_dispatch.cpp).
-  static constexpr int warp_cols = kMBlocks == 2 ? 32 : 64;
+  static constexpr int warp_cols = kMBlocks == 1 ? 64 : 32;
   static constexpr int warp_tiles = warp_cols / 8;  // n8 tiles per warp
   static constexpr int warps_n = kTileN / warp_cols;
   static constexpr int warps_k = warps / warps_n;

@@ -72,7 +72,7 @@ std::optional<DenseTileOverride> parse_dense_tile_override(std::string_view valu
   return o;
 }
 
-int gemm_warp_cols(int m_blocks) { return m_blocks == 2 ? 32 : 64; }
+int gemm_warp_cols(int m_blocks) { return m_blocks == 1 ? 64 : 32; }
 
 int gemm_smem_bytes(const GemmTile& t) {
   const int rows = 16 * t.m_blocks;
