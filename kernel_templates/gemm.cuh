@@ -11,6 +11,7 @@
 //   finish_segment  write the tile, or publish a partial and let the last arriver sum
 //                   all partials of the tile in block order (deterministic)
 //   store_pair      the epilogue: global scale in fp32, bias, one rounding to 16 bit
+//   trace           diagnostic per-block timeline, only with -DMARLINRT_GEMM_TRACE
 //
 // No 64-bit division anywhere: a single integer division chain in the reduction once cost
 // more than the whole GEMM on small layers.
@@ -251,6 +252,42 @@ struct GemmKernel {
         wn(warp % Cfg::warps_n),
         wk(warp / Cfg::warps_n) {}
 
+  // ---- trace (diagnostics) ------------------------------------------------------------
+  // Without MARLINRT_GEMM_TRACE these are empty: this is the hot kernel, and the normal
+  // build must not carry a single extra instruction. With it, thread 0 writes its block's
+  // slots (see GemmTraceSlot); a null p.trace writes nothing, so a traced build still runs
+  // untraced launches. No barrier is added or moved.
+  __device__ void trace_value(int slot, u64 value) const {
+#ifdef MARLINRT_GEMM_TRACE
+    if (threadIdx.x == 0 && p.trace) p.trace[blockIdx.x * kTraceSlots + slot] = value;
+#else
+    (void)slot, (void)value;
+#endif
+  }
+  __device__ void trace(int event) const {
+#ifdef MARLINRT_GEMM_TRACE
+    trace_value(event, globaltimer_ns());
+#else
+    (void)event;
+#endif
+  }
+  // Event kTraceSeg* of the block's segment-th finish_segment call; only the first two
+  // have slots.
+  __device__ void trace_segment(int segment, int event) const {
+    if (segment < kTraceTimedSegments) trace(event + 3 * segment);
+  }
+  // Once `last` is known: the arrival time and the last-arriver bit.
+  __device__ void trace_arrival(int segment, bool last) const {
+#ifdef MARLINRT_GEMM_TRACE
+    if (segment >= kTraceTimedSegments) return;
+    trace_segment(segment, kTraceSegArrived);
+    if (threadIdx.x == 0 && p.trace && last)
+      p.trace[blockIdx.x * kTraceSlots + kTraceLastMask] |= 1ull << segment;
+#else
+    (void)segment, (void)last;
+#endif
+  }
+
   // ---- math ----------------------------------------------------------------------------
   __device__ void compute_stage(int slot, Acc& acc) const {
     const char* s = smem + slot * Cfg::stage_bytes;
@@ -388,9 +425,10 @@ struct GemmKernel {
     }
   }
 
-  // Called by all threads when a block finishes its share [kt_first, at.kt] of a tile.
-  __device__ void finish_segment(const Stripe& stripe, const Cursor& at, int kt_first,
-                                 Acc& acc) const {
+  // Called by all threads when a block finishes its share [kt_first, at.kt] of a tile;
+  // `segment` counts the block's calls (for the trace only).
+  __device__ void finish_segment(const Stripe& stripe, const Cursor& at, int kt_first, Acc& acc,
+                                 int segment) const {
     reduce_warps_k(acc);
     if (kt_first == 0 && at.kt == p.k_tiles - 1) {  // the whole tile: store it
       if (wk == 0) store_tile(at, acc);
@@ -434,6 +472,7 @@ struct GemmKernel {
       if (last) p.locks[at.tile] = 0;
     }
     __syncthreads();
+    trace_arrival(segment, last);
     if (!last) return;
     // The last arriver sums every partial (its own included) and stores the tile. With few
     // rows, one thread per 4 columns would leave most threads idle, each walking a chain of
@@ -488,6 +527,7 @@ struct GemmKernel {
   }
 
   __device__ void run() const {
+    trace(kTraceEntry);
     const Stripe stripe{p.stripe_units, p.stripe_extra};
     const int u_begin = stripe.begin(blockIdx.x);
     const int count = stripe.begin(blockIdx.x + 1) - u_begin;
@@ -501,13 +541,16 @@ struct GemmKernel {
       }
       cp_async_commit();
     }
+    trace(kTraceLoadsIssued);
     Acc acc;
     zero(acc);
     int seg_first_kt = computing.kt;
     int slot = 0, load_slot = Cfg::stages - 1;
+    int segment = 0;  // finish_segment calls so far
     for (int i = 0; i < count; ++i) {
       cp_async_wait<Cfg::stages - 2>();
       __syncthreads();
+      if (i == 0) trace(kTraceFirstData);
       if (i + Cfg::stages - 1 < count) {
         loader.load(smem_addr + load_slot * Cfg::stage_bytes);
         loader.advance();
@@ -517,13 +560,19 @@ struct GemmKernel {
       compute_stage(slot, acc);
       slot = slot + 1 == Cfg::stages ? 0 : slot + 1;
       if (computing.kt == p.k_tiles - 1 || i + 1 == count) {
-        finish_segment(stripe, computing, seg_first_kt, acc);
+        trace_segment(segment, kTraceSegStart);
+        finish_segment(stripe, computing, seg_first_kt, acc, segment);
+        trace_segment(segment, kTraceSegDone);
+        ++segment;
         zero(acc);
         seg_first_kt = 0;
       }
       computing.advance(p);
     }
     cp_async_wait<0>();
+    trace(kTraceEnd);
+    trace_value(kTraceUnits, static_cast<u64>(count));
+    trace_value(kTraceSegments, static_cast<u64>(segment));
   }
 
   __device__ static void zero(Acc& acc) {

@@ -21,6 +21,29 @@ struct GemmParams {
   // grid: block b starts at unit b * stripe_units + min(b, stripe_extra) (see Stripe).
   int stripe_units, stripe_extra;
   int vector_store;  // 1 when c and ldc allow 32-bit paired stores
+  // Per-block event timestamps (kTraceSlots per block, see GemmTraceSlot), null unless
+  // tracing; written only by kernels compiled with -DMARLINRT_GEMM_TRACE.
+  unsigned long long* trace;
 };
+
+// The diagnostic per-block timeline: block b's values are trace[b * kTraceSlots + slot].
+// Times are %globaltimer nanoseconds as thread 0 of the block sees them; a slot never
+// written stays as the host left it (zero).
+inline constexpr int kTraceSlots = 16;
+enum GemmTraceSlot : int {
+  kTraceEntry = 0,        // run() starts
+  kTraceLoadsIssued = 1,  // the prologue's pipeline loads are issued
+  kTraceFirstData = 2,    // the first stage has arrived (first wait + barrier of the loop)
+  // The block's first two finish_segment calls, 3 slots each (segment s: slot + 3 * s).
+  kTraceSegStart = 3,    // the call starts
+  kTraceSegArrived = 4,  // after the barrier that makes `last` known; 0 for a whole tile
+  kTraceSegDone = 5,     // the call has returned
+  kTraceEnd = 9,         // after the final cp_async_wait<0>
+  // Plain values, not times:
+  kTraceLastMask = 10,  // bit s: the block was the last arriver of its segment s (s < 2)
+  kTraceUnits = 11,     // work units of the block's stripe
+  kTraceSegments = 12,  // finish_segment calls
+};
+inline constexpr int kTraceTimedSegments = 2;
 
 }  // namespace marlinrt::kern

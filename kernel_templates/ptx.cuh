@@ -130,4 +130,12 @@ __device__ __forceinline__ int atomic_add_acq_rel_gpu(int* p, int v) {
   return old;
 }
 
+// The GPU-wide nanosecond timer, one clock for all SMs: for diagnostic timelines only.
+// The memory clobber keeps the compiler from moving loads and stores across the reading.
+__device__ __forceinline__ u64 globaltimer_ns() {
+  u64 t;
+  asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t)::"memory");
+  return t;
+}
+
 }  // namespace marlinrt::kern

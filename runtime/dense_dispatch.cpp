@@ -43,6 +43,27 @@ constexpr std::array<TileChoice, 7> kLargeM = {{{128, 256, 256, 4},
 
 constexpr int kMaxStages = 4;
 
+// Blocks for `units` work units over `tiles` output tiles of `k_tiles` units each, at most
+// `max_blocks`. The plain stripe uses every block slot, but when each block gets only a few
+// units most stripes straddle two tiles, and each tile a block touches costs it a publish,
+// an arrival and perhaps a reduction, all on its critical path. An even split of k (blocks
+// = tiles * s, s dividing k_tiles) gives every block one tile; it is taken when no block
+// gets more units than in the stripe, or at most two more when the stripe's are few.
+int split_blocks(std::int64_t units, int tiles, int k_tiles, std::int64_t max_blocks) {
+  const std::int64_t stripe = std::min(max_blocks, units);
+  const std::int64_t stripe_units = (units + stripe - 1) / stripe;
+  if (std::getenv("MARLINRT_DENSE_PLAIN_STRIPE")) return static_cast<int>(stripe);  // TEMP A/B
+  if (units % stripe == 0 && (k_tiles % stripe_units == 0 || stripe_units % k_tiles == 0))
+    return static_cast<int>(stripe);
+  const std::int64_t slack = stripe_units <= 4 ? 2 : 0;
+  for (std::int64_t s = std::min<std::int64_t>(k_tiles, max_blocks / tiles); s >= 1; --s) {
+    if (k_tiles % s) continue;
+    if (k_tiles / s <= stripe_units + slack) return static_cast<int>(tiles * s);
+    break;  // smaller splits only give each block more units
+  }
+  return static_cast<int>(stripe);
+}
+
 }  // namespace
 
 std::optional<DenseTileOverride> parse_dense_tile_override(std::string_view value) {
@@ -126,6 +147,14 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
                     static_cast<std::uint8_t>(stages), c.threads};
       const int smem = gemm_smem_bytes(tile);
       if (smem > smem_limit) continue;
+      // Two resident blocks hide more latency than a fourth stage: take three stages when
+      // that is what lets the second block fit.
+      if (wanted_per_sm == 2 && 2 * smem > smem_limit && stages > 3 &&
+          !std::getenv("MARLINRT_DENSE_PLAIN_STRIPE")) {  // TEMP A/B
+        GemmTile fewer = tile;
+        fewer.stages = static_cast<std::uint8_t>(stages - 1);
+        if (2 * gemm_smem_bytes(fewer) <= smem_limit) continue;
+      }
       DensePlan plan;
       plan.key.kind = KernelKind::gemm;
       plan.key.activation_dtype = act;
@@ -142,8 +171,8 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
              m, n_padded, k_padded, units);
       }
       const int per_sm = wanted_per_sm == 2 && 2 * smem <= smem_limit ? 2 : 1;
-      plan.blocks =
-          static_cast<int>(std::min<std::int64_t>(std::int64_t{sm_count} * per_sm, units));
+      plan.blocks = split_blocks(units, plan.m_tiles * plan.n_tiles, plan.k_tiles,
+                                 std::int64_t{sm_count} * per_sm);
       plan.stripe_units = static_cast<int>(units / plan.blocks);
       plan.stripe_extra = static_cast<int>(units % plan.blocks);
       plan.smem_bytes = smem;
