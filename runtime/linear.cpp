@@ -9,6 +9,7 @@
 #include "runtime/device_pointer_checks.hpp"
 #include "runtime/driver.hpp"
 #include "runtime/fail.hpp"
+#include "runtime/gemm_trace.hpp"
 #include "runtime/gemm_workspace.hpp"
 #include "runtime/kernel_provider.hpp"
 #include "runtime/launch.hpp"
@@ -69,6 +70,7 @@ void linear(Stream stream, MatrixView x, const PreparedLinear& w, MutableMatrixV
   params.stripe_extra = plan.stripe_extra;
   params.vector_store =
       reinterpret_cast<std::uintptr_t>(y.data) % 4 == 0 && y.stride() % 2 == 0 ? 1 : 0;
+  params.trace = gemm_trace_for(plan.blocks);  // null unless a diagnostic trace is set
   launch(kernel, stream, {static_cast<unsigned>(plan.blocks)}, {plan.key.tile.threads},
          static_cast<unsigned>(plan.smem_bytes), &params);
 }

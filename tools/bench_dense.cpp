@@ -17,8 +17,11 @@
 #include <thread>
 #include <utility>
 
+#include "kernel_templates/gemm_params.h"
 #include "marlinrt/error.hpp"
 #include "marlinrt/linear.hpp"
+#include "runtime/gemm_trace.hpp"
+#include "tools/gemm_trace_report.hpp"
 #include "tools/host_float16.hpp"
 #include "tools/png_plot.hpp"
 
@@ -258,6 +261,38 @@ LaunchTiming time_launches(cudaStream_t stream, int warmup, int repetitions,
     return v[v.size() / 2];
   };
   return {median(gpu), median(host)};
+}
+
+// One launch(0) with the GEMM trace set to `buffer` (zeroed first), downloaded. A gated pass
+// over copies 1..copies-1 goes first, so that copy 0 is the least recently used (its weights
+// come from DRAM) and the traced launch runs right behind others, as in the timed batches.
+std::vector<unsigned long long> traced_launch(cudaStream_t stream, const DeviceMemory& buffer,
+                                              int copies, const std::function<void(int)>& launch) {
+  struct TraceScope {  // unset even when a launch throws
+    TraceScope(void* b, std::size_t slots) {
+      detail::set_gemm_trace(static_cast<unsigned long long*>(b), slots);
+    }
+    ~TraceScope() { detail::set_gemm_trace(nullptr, 0); }
+  };
+  check_cuda(cudaMemsetAsync(buffer.get(), 0, buffer.bytes(), stream), "cudaMemsetAsync");
+  LaunchGate gate;
+  check_cuda(cudaLaunchHostFunc(stream, wait_for_gate, &gate), "cudaLaunchHostFunc");
+  try {
+    for (int c = 1; c < copies; ++c) launch(c);
+    const TraceScope scope(buffer.get(), buffer.bytes() / sizeof(unsigned long long));
+    launch(0);
+  } catch (...) {
+    gate.open.store(true, std::memory_order_release);
+    cudaStreamSynchronize(stream);  // the gate's callback must be done before `gate` goes
+    throw;
+  }
+  gate.open.store(true, std::memory_order_release);
+  std::vector<unsigned long long> slots(buffer.bytes() / sizeof(unsigned long long));
+  check_cuda(
+      cudaMemcpyAsync(slots.data(), buffer.get(), buffer.bytes(), cudaMemcpyDeviceToHost, stream),
+      "download of the trace");
+  check_cuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+  return slots;
 }
 
 // Device-to-device copy bandwidth in bytes per microsecond (bytes read + written).
@@ -510,6 +545,7 @@ int run_bench_dense(const BenchDenseOptions& given) {
   if (options.warmup < 0) options.warmup = 10;
   if (options.repetitions <= 0) options.repetitions = 50;
   validate(options);
+  if (options.trace) enable_gemm_trace_build();  // before the first kernel is requested
 
   int device_count = 0;
   if (const cudaError_t e = cudaGetDeviceCount(&device_count);
@@ -541,6 +577,15 @@ int run_bench_dense(const BenchDenseOptions& given) {
       "launch floor %.2f us (4-byte memset, back to back)\n",
       props.name, props.multiProcessorCount, l2_bytes >> 20, copy_bw / 1e3, launch_floor_us);
   if (!cublas) std::printf("warning: %s; cuBLAS columns are left empty\n", cublas_why.c_str());
+  std::unique_ptr<GemmTraceReport> trace;
+  DeviceMemory trace_buffer;
+  if (options.trace) {
+    std::printf(
+        "warning: --trace: every GEMM, the timed ones included, is the traced build "
+        "(-DMARLINRT_GEMM_TRACE); its timings include the trace stores\n");
+    trace = std::make_unique<GemmTraceReport>(out_dir / "trace.csv");
+    trace_buffer = DeviceMemory(kTraceBlocks * kern::kTraceSlots * sizeof(unsigned long long));
+  }
   std::printf("%-28s %6s %6s %6s %5s %10s %8s %8s %10s %8s %10s\n", "shape", "N", "K", "M", "dtype",
               "us", "GB/s", "TFLOP/s", "cuBLAS us", "speedup", "target us");
   std::fflush(stdout);
@@ -599,10 +644,11 @@ int run_bench_dense(const BenchDenseOptions& given) {
         r.weight_copies = copies;
         const MatrixView xv{x.get(), dtype, m, k, 0};
         const MutableMatrixView yv{y.get(), dtype, m, n, 0};
+        const auto ours = [&](int i) {
+          linear(stream.get(), xv, prepared[static_cast<std::size_t>(i % copies)], yv);
+        };
         const LaunchTiming timing =
-            time_launches(stream.get(), options.warmup, options.repetitions, [&](int i) {
-              linear(stream.get(), xv, prepared[static_cast<std::size_t>(i % copies)], yv);
-            });
+            time_launches(stream.get(), options.warmup, options.repetitions, ours);
         r.us = timing.gpu_us;
         r.host_us = timing.host_us;
         if (cublas) {
@@ -649,6 +695,9 @@ int run_bench_dense(const BenchDenseOptions& given) {
         std::printf("\n");
         std::fflush(stdout);
         results.push_back(r);
+        if (trace) {
+          trace->add(n, k, m, dtype, traced_launch(stream.get(), trace_buffer, copies, ours));
+        }
       }
     }
     // What the machine does with the same bytes, once per shape: a device-to-device copy of
@@ -672,8 +721,9 @@ int run_bench_dense(const BenchDenseOptions& given) {
 
   write_csv(out_dir / "dense.csv", results, copy_bw);
   write_plots(out_dir, results, options.shapes, options.dtypes, cublas != nullptr);
-  std::printf("wrote %s and %s\n", (out_dir / "dense.csv").string().c_str(),
-              (out_dir / "dense_speedup.png").string().c_str());
+  std::printf("wrote %s and %s%s\n", (out_dir / "dense.csv").string().c_str(),
+              (out_dir / "dense_speedup.png").string().c_str(),
+              trace ? (" and " + (out_dir / "trace.csv").string()).c_str() : "");
   return 0;
 }
 

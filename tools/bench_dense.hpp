@@ -27,6 +27,9 @@ struct BenchDenseOptions {
   std::vector<DType> dtypes;             // default: bf16, f16
   int warmup = 10;                       // untimed launches per case
   int repetitions = 50;                  // timed launches per case (median reported)
+  // Compile the traced GEMM (-DMARLINRT_GEMM_TRACE) and, per case, time one more launch's
+  // per-block timeline into <output_dir>/trace.csv (see tools/gemm_trace_report.hpp).
+  bool trace = false;
 };
 
 // Runs every (shape, M, dtype) case, prints a table to stdout, writes

@@ -64,6 +64,7 @@ int run_bench_dense_command(const BenchDenseArgs& args) {
   for (const auto& d : args.dtypes) options.dtypes.push_back(parse_activation_dtype(d));
   if (args.warmup >= 0) options.warmup = args.warmup;
   if (args.reps > 0) options.repetitions = args.reps;
+  options.trace = args.trace;
   return run_bench_dense(options);
 }
 

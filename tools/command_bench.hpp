@@ -14,6 +14,7 @@ struct BenchDenseArgs {
   std::vector<std::string> dtypes;  // "bf16", "f16"; empty: both
   int warmup = -1;                  // -1: the benchmark's default
   int reps = -1;
+  bool trace = false;  // per-block GEMM timeline into trace.csv (traced kernel build)
 };
 
 int run_bench_dense_command(const BenchDenseArgs& args);

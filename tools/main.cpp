@@ -169,6 +169,9 @@ int run(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   dense_cmd->add_option("--reps", dense.reps, "Timed launches per case")
       ->check(CLI::PositiveNumber);
+  dense_cmd->add_flag("--trace", dense.trace,
+                      "Build the GEMM with per-block timestamps and write trace.csv (timings then "
+                      "include the trace stores)");
   dense_cmd->callback([&] { action = [&] { return run_bench_dense_command(dense); }; });
   BenchJitArgs jit;
   auto* jit_cmd = bench_cmd->add_subcommand(
