@@ -434,6 +434,10 @@ struct GemmKernel {
       if (wk == 0) store_tile(at, acc);
       return;
     }
+    if (p.cluster_blocks > 1) {
+      reduce_in_cluster(at, acc, segment);
+      return;
+    }
     // A partial. The blocks sharing this tile are first_block..last_block; each publishes
     // in slot 0 when the tile is its first one, slot 1 when it is its last. Only the first
     // block can have started in an earlier tile.
@@ -526,11 +530,73 @@ struct GemmKernel {
     }
   }
 
+  // The sharers of the tile are this block's cluster, rank r holding the r-th k-range. Each
+  // parks its partial in its own shared memory; after a cluster barrier, rank r sums its
+  // share of the tile's columns over all ranks in rank order, read straight from their
+  // shared memory, and stores it. No workspace, fence or atomic: the publish-and-arrive round
+  // trips through L2 took ~2 us of a ~9 us small layer (H200 trace).
+  __device__ void reduce_in_cluster(const Cursor& at, const Acc& acc, int segment) const {
+#if __CUDA_ARCH__ >= 900
+    constexpr int kMaxRanks = 8;
+    const int rows_left = p.m - at.m_tile * Cfg::rows;
+    const int valid_rows = rows_left < Cfg::rows ? rows_left : Cfg::rows;
+    static_assert(Cfg::rows * Cfg::tile_n * 4 <= Cfg::smem_bytes,
+                  "a partial fits in shared memory");
+    float* part = reinterpret_cast<float*>(smem);
+    __syncthreads();  // every warp is done with the stages and the k-split slots
+    if (wk == 0) {
+#pragma unroll
+      for (int mb = 0; mb < Cfg::m_blocks; ++mb)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          if (frag_row(mb, 2 * h) >= valid_rows) continue;
+#pragma unroll
+          for (int j = 0; j < Cfg::warp_tiles; ++j)
+            *reinterpret_cast<F2*>(part + frag_row(mb, 2 * h) * Cfg::tile_n + frag_col(j)) =
+                F2{acc[mb][j][2 * h], acc[mb][j][2 * h + 1]};
+        }
+    }
+    cluster_sync();
+    trace_arrival(segment, cluster_rank() == 0);
+    const int ranks = p.cluster_blocks;
+    constexpr int quads_per_row = Cfg::tile_n / 4;
+    const int items = valid_rows * quads_per_row;
+    const int share = (items + ranks - 1) / ranks;
+    const int first = static_cast<int>(cluster_rank()) * share;
+    const int end = first + share < items ? first + share : items;
+    for (int q = first + threadIdx.x; q < end; q += Cfg::threads) {
+      const int r = q / quads_per_row, c = (q % quads_per_row) * 4;
+      const u32 local = smem_addr + (r * Cfg::tile_n + c) * 4;
+      float sum[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+      for (int j0 = 0; j0 < kMaxRanks; j0 += 4) {  // four loads in flight, then add in order
+        float v[4][4];
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+          if (j0 + j < ranks) load_cluster4(cluster_map(local, j0 + j), v[j]);
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+          if (j0 + j < ranks)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) sum[e] += v[j][e];
+      }
+      store_pair(at, r, c, sum[0], sum[1]);
+      store_pair(at, r, c + 2, sum[2], sum[3]);
+    }
+    cluster_sync();  // this block's partial stays readable until every rank is done
+#else
+    (void)at, (void)acc, (void)segment;
+    asm volatile("trap;");  // clusters exist from sm_90 on; the host never asks for them below
+#endif
+  }
+
   __device__ void run() const {
     trace(kTraceEntry);
     const Stripe stripe{p.stripe_units, p.stripe_extra};
     const int u_begin = stripe.begin(blockIdx.x);
     const int count = stripe.begin(blockIdx.x + 1) - u_begin;
+    if (p.cluster_blocks > 1 && (p.stripe_extra != 0 || count * p.cluster_blocks != p.k_tiles))
+      asm volatile("trap;");  // host and kernel disagree on the cluster split
     Cursor computing = Cursor::at(u_begin, p);
     StageLoader<Cfg> loader(p, computing);
 #pragma unroll

@@ -21,6 +21,10 @@ struct GemmParams {
   // grid: block b starts at unit b * stripe_units + min(b, stripe_extra) (see Stripe).
   int stripe_units, stripe_extra;
   int vector_store;  // 1 when c and ldc allow 32-bit paired stores
+  // > 1 (sm_90 only): the grid is made of clusters of this many blocks, each cluster exactly
+  // the sharers of one output tile (one k-range each, in rank order), which reduce through
+  // distributed shared memory instead of the global workspace.
+  int cluster_blocks;
   // Per-block event timestamps (kTraceSlots per block, see GemmTraceSlot), null unless
   // tracing; written only by kernels compiled with -DMARLINRT_GEMM_TRACE.
   unsigned long long* trace;

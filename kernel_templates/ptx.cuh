@@ -130,6 +130,32 @@ __device__ __forceinline__ int atomic_add_acq_rel_gpu(int* p, int v) {
   return old;
 }
 
+// Thread block clusters (sm_90): this block's rank, another rank's copy of a shared address,
+// 16-byte loads from distributed shared memory, and the cluster-wide barrier (release /
+// acquire: shared-memory writes before it are visible to every rank after it).
+__device__ __forceinline__ u32 cluster_rank() {
+  u32 r;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
+  return r;
+}
+__device__ __forceinline__ u32 cluster_map(u32 shared_addr, u32 rank) {
+  u32 r;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(r) : "r"(shared_addr), "r"(rank));
+  return r;
+}
+__device__ __forceinline__ void load_cluster4(u32 cluster_addr, float (&v)[4]) {
+  asm volatile("ld.shared::cluster.v4.f32 {%0,%1,%2,%3}, [%4];\n"
+               : "=f"(v[0]), "=f"(v[1]), "=f"(v[2]), "=f"(v[3])
+               : "r"(cluster_addr)
+               : "memory");
+}
+__device__ __forceinline__ void cluster_sync() {
+  asm volatile(
+      "barrier.cluster.arrive.release.aligned;\n"
+      "barrier.cluster.wait.acquire.aligned;\n" ::
+          : "memory");
+}
+
 // The GPU-wide nanosecond timer, one clock for all SMs: for diagnostic timelines only.
 // The memory clobber keeps the compiler from moving loads and stores across the reading.
 __device__ __forceinline__ u64 globaltimer_ns() {

@@ -64,6 +64,18 @@ int split_blocks(std::int64_t units, int tiles, int k_tiles, std::int64_t max_bl
   return static_cast<int>(stripe);
 }
 
+// Clusters of the sharers of each tile (sm_90): when every block owns one k-range of one tile
+// and a tile has 2..8 sharers (the portable cluster size), and a whole partial fits in the
+// block's shared memory. 1: the global-workspace reduction.
+int cluster_split(const DensePlan& plan, int arch, int smem_bytes) {
+  if (arch < 90 || std::getenv("MARLINRT_DENSE_NO_CLUSTER")) return 1;  // TEMP A/B switch
+  if (plan.stripe_extra != 0 || plan.k_tiles % plan.stripe_units != 0) return 1;
+  const int sharers = plan.k_tiles / plan.stripe_units;
+  const int partial_bytes = 16 * plan.key.tile.m_blocks * plan.key.tile.tile_n * 4;
+  if (sharers < 2 || sharers > 8 || partial_bytes > smem_bytes) return 1;
+  return sharers;
+}
+
 }  // namespace
 
 std::optional<DenseTileOverride> parse_dense_tile_override(std::string_view value) {
@@ -175,6 +187,7 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
                                  std::int64_t{sm_count} * per_sm);
       plan.stripe_units = static_cast<int>(units / plan.blocks);
       plan.stripe_extra = static_cast<int>(units % plan.blocks);
+      plan.cluster_blocks = cluster_split(plan, arch, smem);
       plan.smem_bytes = smem;
       plan.workspace_floats = 2LL * plan.blocks * 16 * m_blocks * c.tile_n;
       plan.lock_count = std::int64_t{plan.m_tiles} * plan.n_tiles;

@@ -39,6 +39,9 @@ struct DensePlan {
   int blocks = 0;  // stripes, one block each
   int m_tiles = 0, n_tiles = 0, k_tiles = 0;
   int stripe_units = 0, stripe_extra = 0;  // block b starts at b * stripe_units + min(b, extra)
+  // > 1: launch clusters of this many blocks, each the sharers of one tile, which reduce
+  // through distributed shared memory (sm_90; see GemmParams::cluster_blocks).
+  int cluster_blocks = 1;
   int smem_bytes = 0;
   std::int64_t workspace_floats = 0;  // fp32 partial-sum slots
   std::int64_t lock_count = 0;        // one arrival counter per output tile

@@ -90,6 +90,8 @@ std::string resolve_all(GetProcAddress g, Driver& d) {
   resolve(g, d.event_destroy, "cuEventDestroy", {4000}, missing);
   resolve(g, d.get_error_name, "cuGetErrorName", {6000}, missing);
   resolve(g, d.get_error_string, "cuGetErrorString", {6000}, missing);
+  std::string optional;  // entry points marlinrt can do without
+  resolve(g, d.launch_kernel_ex, "cuLaunchKernelEx", {12000}, optional);
   return missing;
 }
 

@@ -44,6 +44,8 @@ struct Driver {
   decltype(&::cuFuncSetAttribute) func_set_attribute = nullptr;
   decltype(&::cuFuncGetAttribute) func_get_attribute = nullptr;
   decltype(&::cuLaunchKernel) launch_kernel = nullptr;
+  // Optional (drivers from CUDA 12.0): null when the driver cannot launch thread block clusters.
+  decltype(&::cuLaunchKernelEx) launch_kernel_ex = nullptr;
   decltype(&::cuMemAlloc) mem_alloc = nullptr;
   decltype(&::cuMemFree) mem_free = nullptr;
   decltype(&::cuMemGetInfo) mem_get_info = nullptr;

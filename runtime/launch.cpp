@@ -12,17 +12,18 @@ namespace marlinrt::detail {
 namespace {
 
 [[noreturn]] void launch_failed(const LoadedKernel& kernel, CUresult result, LaunchDims grid,
-                                LaunchDims block, unsigned shared_bytes) {
-  throw_cuda_error(result, fmt::format("launching kernel {} on device {} (grid {}x{}x{}, block "
-                                       "{}x{}x{}, {} B dynamic shared memory)",
-                                       kernel.key.to_string(), kernel.device_ordinal, grid.x,
-                                       grid.y, grid.z, block.x, block.y, block.z, shared_bytes));
+                                LaunchDims block, unsigned shared_bytes, unsigned cluster_x) {
+  throw_cuda_error(
+      result, fmt::format("launching kernel {} on device {} (grid {}x{}x{}, block "
+                          "{}x{}x{}, {} B dynamic shared memory, clusters of {})",
+                          kernel.key.to_string(), kernel.device_ordinal, grid.x, grid.y, grid.z,
+                          block.x, block.y, block.z, shared_bytes, cluster_x));
 }
 
 }  // namespace
 
 void launch(const LoadedKernel& kernel, Stream stream, LaunchDims grid, LaunchDims block,
-            unsigned shared_bytes, const void* params) {
+            unsigned shared_bytes, const void* params, unsigned cluster_x) {
   if (shared_bytes > static_cast<unsigned>(kernel.max_dynamic_shared_bytes)) [[unlikely]] {
     fail(Status::invalid_argument,
          "kernel {} asks for {} B of dynamic shared memory; device {} allows at most {} B",
@@ -31,11 +32,33 @@ void launch(const LoadedKernel& kernel, Stream stream, LaunchDims grid, LaunchDi
   }
   // Every marlinrt kernel takes exactly one params struct by value.
   void* arguments[] = {const_cast<void*>(params)};
-  const CUresult result =
-      driver().launch_kernel(kernel.function, grid.x, grid.y, grid.z, block.x, block.y, block.z,
-                             shared_bytes, stream, arguments, nullptr);
+  CUresult result;
+  if (cluster_x > 1) {
+    if (driver().launch_kernel_ex == nullptr) [[unlikely]] {
+      fail(Status::unsupported,
+           "kernel {} needs thread block clusters, which this driver cannot launch "
+           "(cuLaunchKernelEx needs a CUDA 12.0 or newer driver)",
+           kernel.key.to_string());
+    }
+    CUlaunchAttribute cluster{};
+    cluster.id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+    cluster.value.clusterDim.x = cluster_x;
+    cluster.value.clusterDim.y = 1;
+    cluster.value.clusterDim.z = 1;
+    CUlaunchConfig config{};
+    config.gridDimX = grid.x, config.gridDimY = grid.y, config.gridDimZ = grid.z;
+    config.blockDimX = block.x, config.blockDimY = block.y, config.blockDimZ = block.z;
+    config.sharedMemBytes = shared_bytes;
+    config.hStream = stream;
+    config.attrs = &cluster;
+    config.numAttrs = 1;
+    result = driver().launch_kernel_ex(&config, kernel.function, arguments, nullptr);
+  } else {
+    result = driver().launch_kernel(kernel.function, grid.x, grid.y, grid.z, block.x, block.y,
+                                    block.z, shared_bytes, stream, arguments, nullptr);
+  }
   if (result != CUDA_SUCCESS) [[unlikely]] {
-    launch_failed(kernel, result, grid, block, shared_bytes);
+    launch_failed(kernel, result, grid, block, shared_bytes, cluster_x);
   }
 }
 

@@ -16,8 +16,10 @@ struct LaunchDims {
 // (null: the legacy default stream). The current context must be the kernel's device's
 // primary context (get_kernel() leaves it so). Throws Error(invalid_argument) when
 // `shared_bytes` exceeds what the kernel may use, Error(cuda_error) when the launch fails.
+// `cluster_x` > 1 launches thread block clusters of that many blocks along x (sm_90 and a
+// driver with cuLaunchKernelEx; Error(unsupported) otherwise).
 void launch(const LoadedKernel& kernel, Stream stream, LaunchDims grid, LaunchDims block,
-            unsigned shared_bytes, const void* params);
+            unsigned shared_bytes, const void* params, unsigned cluster_x = 1);
 
 // A CUDA event (RAII, move-only) in the current context.
 class Event {

@@ -71,8 +71,12 @@ void linear(Stream stream, MatrixView x, const PreparedLinear& w, MutableMatrixV
   params.vector_store =
       reinterpret_cast<std::uintptr_t>(y.data) % 4 == 0 && y.stride() % 2 == 0 ? 1 : 0;
   params.trace = gemm_trace_for(plan.blocks);  // null unless a diagnostic trace is set
+  // Clusters need a driver that launches them; without one the workspace path serves the
+  // same plan.
+  params.cluster_blocks = driver().launch_kernel_ex != nullptr ? plan.cluster_blocks : 1;
   launch(kernel, stream, {static_cast<unsigned>(plan.blocks)}, {plan.key.tile.threads},
-         static_cast<unsigned>(plan.smem_bytes), &params);
+         static_cast<unsigned>(plan.smem_bytes), &params,
+         static_cast<unsigned>(params.cluster_blocks));
 }
 
 }  // namespace marlinrt
