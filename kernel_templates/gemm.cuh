@@ -583,7 +583,9 @@ struct GemmKernel {
       store_pair(at, r, c, sum[0], sum[1]);
       store_pair(at, r, c + 2, sum[2], sum[3]);
     }
-    cluster_sync();  // this block's partial stays readable until every rank is done
+    // This block's partial stays readable until every rank has read it (the loads are done:
+    // their values were stored above).
+    cluster_wait_all();
 #else
     (void)at, (void)acc, (void)segment;
     asm volatile("trap;");  // clusters exist from sm_90 on; the host never asks for them below

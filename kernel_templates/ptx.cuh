@@ -155,6 +155,14 @@ __device__ __forceinline__ void cluster_sync() {
       "barrier.cluster.wait.acquire.aligned;\n" ::
           : "memory");
 }
+// Without release: orders nothing, only waits for every rank. (A release arrive also waits
+// for this thread's global stores to complete, an L2 round trip.)
+__device__ __forceinline__ void cluster_wait_all() {
+  asm volatile(
+      "barrier.cluster.arrive.relaxed.aligned;\n"
+      "barrier.cluster.wait.aligned;\n" ::
+          : "memory");
+}
 
 // The GPU-wide nanosecond timer, one clock for all SMs: for diagnostic timelines only.
 // The memory clobber keeps the compiler from moving loads and stores across the reading.

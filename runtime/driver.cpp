@@ -92,6 +92,7 @@ std::string resolve_all(GetProcAddress g, Driver& d) {
   resolve(g, d.get_error_string, "cuGetErrorString", {6000}, missing);
   std::string optional;  // entry points marlinrt can do without
   resolve(g, d.launch_kernel_ex, "cuLaunchKernelEx", {12000}, optional);
+  resolve(g, d.occupancy_max_active_clusters, "cuOccupancyMaxActiveClusters", {11080}, optional);
   return missing;
 }
 

@@ -46,6 +46,7 @@ struct Driver {
   decltype(&::cuLaunchKernel) launch_kernel = nullptr;
   // Optional (drivers from CUDA 12.0): null when the driver cannot launch thread block clusters.
   decltype(&::cuLaunchKernelEx) launch_kernel_ex = nullptr;
+  decltype(&::cuOccupancyMaxActiveClusters) occupancy_max_active_clusters = nullptr;  // optional
   decltype(&::cuMemAlloc) mem_alloc = nullptr;
   decltype(&::cuMemFree) mem_free = nullptr;
   decltype(&::cuMemGetInfo) mem_get_info = nullptr;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "runtime/cuda_check.hpp"
+#include "runtime/dense_dispatch.hpp"
 #include "runtime/driver.hpp"
 #include "runtime/fail.hpp"
 #include "runtime/log.hpp"
@@ -11,6 +12,28 @@
 
 namespace marlinrt::detail {
 namespace {
+
+// Fills kernel.resident_clusters (see LoadedKernel).
+void count_resident_clusters(LoadedKernel& kernel) {
+  const GemmTile& tile = kernel.key.tile;
+  for (unsigned c = 2; c < kernel.resident_clusters.size(); ++c) {
+    CUlaunchAttribute cluster{};
+    cluster.id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+    cluster.value.clusterDim.x = c;
+    cluster.value.clusterDim.y = 1;
+    cluster.value.clusterDim.z = 1;
+    CUlaunchConfig config{};
+    config.gridDimX = c, config.gridDimY = 1, config.gridDimZ = 1;
+    config.blockDimX = tile.threads, config.blockDimY = 1, config.blockDimZ = 1;
+    config.sharedMemBytes = static_cast<unsigned>(gemm_smem_bytes(tile));
+    config.attrs = &cluster;
+    config.numAttrs = 1;
+    int count = 0;
+    // A refusal (a cluster that can never be resident) leaves 0: the plan falls back.
+    if (driver().occupancy_max_active_clusters(&count, kernel.function, &config) == CUDA_SUCCESS)
+      kernel.resident_clusters[c] = count;
+  }
+}
 
 constexpr int kInitialTableBits = 6;  // 64 slots; a process rarely loads more than a few dozen
 
@@ -106,6 +129,10 @@ const LoadedKernel& ModuleRegistry::load(const KernelKey& key, std::string_view 
             fmt::format("raising the dynamic shared memory limit of kernel {} to {} bytes",
                         key.to_string(), dynamic_limit));
       kernel->max_dynamic_shared_bytes = dynamic_limit;
+    }
+    if (key.kind == KernelKind::gemm && key.arch >= 90 && d.launch_kernel_ex != nullptr &&
+        d.occupancy_max_active_clusters != nullptr) {
+      count_resident_clusters(*kernel);
     }
   } catch (...) {
     d.module_unload(kernel->module);

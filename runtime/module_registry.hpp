@@ -5,6 +5,7 @@
 
 #include <cuda.h>
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -29,6 +30,9 @@ struct LoadedKernel {
   int static_shared_bytes = 0;
   int registers = 0;
   int max_threads_per_block = 0;
+  // GEMM kernels on sm_90: how many clusters of c blocks (index c, 2..8) can be resident at
+  // once, as the driver packs them into GPCs; 0 where clusters cannot be launched.
+  std::array<int, 9> resident_clusters{};
 };
 using Kernel = LoadedKernel;
 
