@@ -52,7 +52,6 @@ constexpr int kMaxStages = 4;
 int split_blocks(std::int64_t units, int tiles, int k_tiles, std::int64_t max_blocks) {
   const std::int64_t stripe = std::min(max_blocks, units);
   const std::int64_t stripe_units = (units + stripe - 1) / stripe;
-  if (std::getenv("MARLINRT_DENSE_PLAIN_STRIPE")) return static_cast<int>(stripe);  // TEMP A/B
   if (units % stripe == 0 && (k_tiles % stripe_units == 0 || stripe_units % k_tiles == 0))
     return static_cast<int>(stripe);
   const std::int64_t slack = stripe_units <= 4 ? 2 : 0;
@@ -68,7 +67,7 @@ int split_blocks(std::int64_t units, int tiles, int k_tiles, std::int64_t max_bl
 // and a tile has 2..8 sharers (the portable cluster size), and a whole partial fits in the
 // block's shared memory. 1: the global-workspace reduction.
 int cluster_split(const DensePlan& plan, int arch, int smem_bytes) {
-  if (arch < 90 || std::getenv("MARLINRT_DENSE_NO_CLUSTER")) return 1;  // TEMP A/B switch
+  if (arch < 90) return 1;
   if (plan.stripe_extra != 0 || plan.k_tiles % plan.stripe_units != 0) return 1;
   const int sharers = plan.k_tiles / plan.stripe_units;
   const int partial_bytes = 16 * plan.key.tile.m_blocks * plan.key.tile.tile_n * 4;
@@ -161,8 +160,7 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
       if (smem > smem_limit) continue;
       // Two resident blocks hide more latency than a fourth stage: take three stages when
       // that is what lets the second block fit.
-      if (wanted_per_sm == 2 && 2 * smem > smem_limit && stages > 3 &&
-          !std::getenv("MARLINRT_DENSE_PLAIN_STRIPE")) {  // TEMP A/B
+      if (wanted_per_sm == 2 && 2 * smem > smem_limit && stages > 3) {
         GemmTile fewer = tile;
         fewer.stages = static_cast<std::uint8_t>(stages - 1);
         if (2 * gemm_smem_bytes(fewer) <= smem_limit) continue;
