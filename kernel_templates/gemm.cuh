@@ -425,6 +425,21 @@ struct GemmKernel {
     }
   }
 
+  // The accumulators' first valid_rows rows as a row-major rows x tile_n fp32 partial at
+  // `dst` (global workspace or shared memory).
+  __device__ void write_partial(float* dst, int valid_rows, const Acc& acc) const {
+#pragma unroll
+    for (int mb = 0; mb < Cfg::m_blocks; ++mb)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        if (frag_row(mb, 2 * h) >= valid_rows) continue;
+#pragma unroll
+        for (int j = 0; j < Cfg::warp_tiles; ++j)
+          *reinterpret_cast<F2*>(dst + frag_row(mb, 2 * h) * Cfg::tile_n + frag_col(j)) =
+              F2{acc[mb][j][2 * h], acc[mb][j][2 * h + 1]};
+      }
+  }
+
   // Called by all threads when a block finishes its share [kt_first, at.kt] of a tile;
   // `segment` counts the block's calls (for the trace only).
   __device__ void finish_segment(const Stripe& stripe, const Cursor& at, int kt_first, Acc& acc,
@@ -451,19 +466,7 @@ struct GemmKernel {
     };
     const int rows_left = p.m - at.m_tile * Cfg::rows;
     const int valid_rows = rows_left < Cfg::rows ? rows_left : Cfg::rows;
-    if (wk == 0) {
-      float* ws = partial(blockIdx.x);
-#pragma unroll
-      for (int mb = 0; mb < Cfg::m_blocks; ++mb)
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          if (frag_row(mb, 2 * h) >= valid_rows) continue;
-#pragma unroll
-          for (int j = 0; j < Cfg::warp_tiles; ++j)
-            *reinterpret_cast<F2*>(ws + frag_row(mb, 2 * h) * Cfg::tile_n + frag_col(j)) =
-                F2{acc[mb][j][2 * h], acc[mb][j][2 * h + 1]};
-        }
-    }
+    if (wk == 0) write_partial(partial(blockIdx.x), valid_rows, acc);
     // One release-acquire atomic by one thread after the barrier (the grid-barrier pattern):
     // a fence in every thread made this path cost tens of microseconds, and a separate
     // sequentially consistent fence cost more than the atomic alone.
@@ -544,18 +547,7 @@ struct GemmKernel {
                   "a partial fits in shared memory");
     float* part = reinterpret_cast<float*>(smem);
     __syncthreads();  // every warp is done with the stages and the k-split slots
-    if (wk == 0) {
-#pragma unroll
-      for (int mb = 0; mb < Cfg::m_blocks; ++mb)
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          if (frag_row(mb, 2 * h) >= valid_rows) continue;
-#pragma unroll
-          for (int j = 0; j < Cfg::warp_tiles; ++j)
-            *reinterpret_cast<F2*>(part + frag_row(mb, 2 * h) * Cfg::tile_n + frag_col(j)) =
-                F2{acc[mb][j][2 * h], acc[mb][j][2 * h + 1]};
-        }
-    }
+    if (wk == 0) write_partial(part, valid_rows, acc);
     cluster_sync();
     trace_arrival(segment, cluster_rank() == 0);
     const int ranks = p.cluster_blocks;
