@@ -22,6 +22,20 @@ namespace {
 
 }  // namespace
 
+ClusterLaunchConfig::ClusterLaunchConfig(LaunchDims grid, LaunchDims block, unsigned shared_bytes,
+                                         Stream stream, unsigned cluster_x) {
+  attribute.id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+  attribute.value.clusterDim.x = cluster_x;
+  attribute.value.clusterDim.y = 1;
+  attribute.value.clusterDim.z = 1;
+  config.gridDimX = grid.x, config.gridDimY = grid.y, config.gridDimZ = grid.z;
+  config.blockDimX = block.x, config.blockDimY = block.y, config.blockDimZ = block.z;
+  config.sharedMemBytes = shared_bytes;
+  config.hStream = stream;
+  config.attrs = &attribute;
+  config.numAttrs = 1;
+}
+
 void launch(const LoadedKernel& kernel, Stream stream, LaunchDims grid, LaunchDims block,
             unsigned shared_bytes, const void* params, unsigned cluster_x) {
   if (shared_bytes > static_cast<unsigned>(kernel.max_dynamic_shared_bytes)) [[unlikely]] {
@@ -40,19 +54,8 @@ void launch(const LoadedKernel& kernel, Stream stream, LaunchDims grid, LaunchDi
            "(cuLaunchKernelEx needs a CUDA 12.0 or newer driver)",
            kernel.key.to_string());
     }
-    CUlaunchAttribute cluster{};
-    cluster.id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
-    cluster.value.clusterDim.x = cluster_x;
-    cluster.value.clusterDim.y = 1;
-    cluster.value.clusterDim.z = 1;
-    CUlaunchConfig config{};
-    config.gridDimX = grid.x, config.gridDimY = grid.y, config.gridDimZ = grid.z;
-    config.blockDimX = block.x, config.blockDimY = block.y, config.blockDimZ = block.z;
-    config.sharedMemBytes = shared_bytes;
-    config.hStream = stream;
-    config.attrs = &cluster;
-    config.numAttrs = 1;
-    result = driver().launch_kernel_ex(&config, kernel.function, arguments, nullptr);
+    const ClusterLaunchConfig cluster(grid, block, shared_bytes, stream, cluster_x);
+    result = driver().launch_kernel_ex(&cluster.config, kernel.function, arguments, nullptr);
   } else {
     result = driver().launch_kernel(kernel.function, grid.x, grid.y, grid.z, block.x, block.y,
                                     block.z, shared_bytes, stream, arguments, nullptr);

@@ -16,6 +16,18 @@ struct LaunchDims {
 // (null: the legacy default stream). The current context must be the kernel's device's
 // primary context (get_kernel() leaves it so). Throws Error(invalid_argument) when
 // `shared_bytes` exceeds what the kernel may use, Error(cuda_error) when the launch fails.
+// A cuLaunchKernelEx configuration for thread block clusters of `cluster_x` blocks along x.
+// `config.attrs` points at the member attribute, so the object is neither copied nor moved.
+struct ClusterLaunchConfig {
+  CUlaunchAttribute attribute{};
+  CUlaunchConfig config{};
+
+  ClusterLaunchConfig(LaunchDims grid, LaunchDims block, unsigned shared_bytes, Stream stream,
+                      unsigned cluster_x);
+  ClusterLaunchConfig(const ClusterLaunchConfig&) = delete;
+  ClusterLaunchConfig& operator=(const ClusterLaunchConfig&) = delete;
+};
+
 // `cluster_x` > 1 launches thread block clusters of that many blocks along x (sm_90 and a
 // driver with cuLaunchKernelEx; Error(unsupported) otherwise).
 void launch(const LoadedKernel& kernel, Stream stream, LaunchDims grid, LaunchDims block,

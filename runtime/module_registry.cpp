@@ -6,6 +6,7 @@
 #include "runtime/dense_dispatch.hpp"
 #include "runtime/driver.hpp"
 #include "runtime/fail.hpp"
+#include "runtime/launch.hpp"
 #include "runtime/log.hpp"
 #include "runtime/nvrtc_compiler.hpp"
 #include "runtime/specialization.hpp"
@@ -17,20 +18,12 @@ namespace {
 void count_resident_clusters(LoadedKernel& kernel) {
   const GemmTile& tile = kernel.key.tile;
   for (unsigned c = 2; c < kernel.resident_clusters.size(); ++c) {
-    CUlaunchAttribute cluster{};
-    cluster.id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
-    cluster.value.clusterDim.x = c;
-    cluster.value.clusterDim.y = 1;
-    cluster.value.clusterDim.z = 1;
-    CUlaunchConfig config{};
-    config.gridDimX = c, config.gridDimY = 1, config.gridDimZ = 1;
-    config.blockDimX = tile.threads, config.blockDimY = 1, config.blockDimZ = 1;
-    config.sharedMemBytes = static_cast<unsigned>(gemm_smem_bytes(tile));
-    config.attrs = &cluster;
-    config.numAttrs = 1;
+    const ClusterLaunchConfig cluster({c}, {tile.threads},
+                                      static_cast<unsigned>(gemm_smem_bytes(tile)), nullptr, c);
     int count = 0;
     // A refusal (a cluster that can never be resident) leaves 0: the plan falls back.
-    if (driver().occupancy_max_active_clusters(&count, kernel.function, &config) == CUDA_SUCCESS)
+    if (driver().occupancy_max_active_clusters(&count, kernel.function, &cluster.config) ==
+        CUDA_SUCCESS)
       kernel.resident_clusters[c] = count;
   }
 }
