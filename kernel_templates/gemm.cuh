@@ -34,9 +34,10 @@ struct GemmConfig {
   static constexpr int stages = kStages;
   static constexpr int threads = kThreads;
   static constexpr int warps = kThreads / 32;
-  // Small-M kernels are latency bound: two resident blocks per SM hide more of it
-  // (the host mirror is in runtime/dense_dispatch.cpp).
-  static constexpr int min_blocks_per_sm = kMBlocks <= 2 ? 2 : 1;
+  // Small-M kernels are latency bound: more resident warps hide more of it, so their
+  // registers are capped at 128 per thread (512 threads' worth of blocks per SM), the others'
+  // at 255 (host mirror: gemm_blocks_per_sm() in runtime/dense_dispatch.cpp).
+  static constexpr int min_blocks_per_sm = (kMBlocks <= 2 ? 512 : 256) / kThreads;
   // A warp owns 64 columns (one 16-byte weight load per k16 step) when few rows share each
   // decoded weight, 32 with 2-4 m-blocks so that its accumulators stay in registers: 64
   // columns at 4 m-blocks spill and measured 291 -> 248 TFLOP/s at M = 4096 (session 7)
@@ -66,6 +67,7 @@ struct GemmConfig {
   static constexpr int b_iters = (b_chunks + kThreads - 1) / kThreads;
   static constexpr int s_iters = (s_chunks + kThreads - 1) / kThreads;
 
+  static_assert(kThreads == 128 || kThreads == 256, "threads");
   static_assert(kTileK == 64 || kTileK == 128 || kTileK == 256, "tile_k");
   static_assert(kTileN == 64 || kTileN == 128 || kTileN == 256, "tile_n");
   static_assert(warps_n >= 1 && warps % warps_n == 0 && warps_k >= 1,

@@ -81,8 +81,9 @@ std::optional<DenseTileOverride> parse_dense_tile_override(std::string_view valu
   if (value.empty()) return std::nullopt;
   const auto bad = [&]() {
     fail(Status::invalid_argument,
-         "MARLINRT_DENSE_TILE='{}': expected KxN or KxN:B, with K (tile_k) and N (tile_n) each "
-         "64, 128 or 256 and B (blocks per SM) 1 or 2, e.g. 128x256 or 128x128:1",
+         "MARLINRT_DENSE_TILE='{}': expected KxN, KxN:B or KxN:B/T, with K (tile_k) and N "
+         "(tile_n) each 64, 128 or 256, B (resident blocks per SM) 1 to 4 and T (threads per "
+         "block) 128 or 256, e.g. 128x256, 128x128:1 or 128x256:3/128",
          value);
   };
   const auto number = [&](std::string_view text) {
@@ -91,20 +92,61 @@ std::optional<DenseTileOverride> parse_dense_tile_override(std::string_view valu
     if (ec != std::errc() || end != text.data() + text.size()) bad();
     return v;
   };
+  // Split "K x N [: B [/ T]]" at its separators; a missing part stays empty.
   const auto x = value.find('x');
   if (x == std::string_view::npos) bad();
   const auto colon = value.find(':', x);
+  const auto slash = colon == std::string_view::npos ? colon : value.find('/', colon);
+  const auto part = [&](std::size_t from, std::size_t to) {
+    return from == std::string_view::npos
+               ? std::string_view{}
+               : value.substr(from + 1, to == std::string_view::npos ? to : to - from - 1);
+  };
   DenseTileOverride o;
   o.tile_k = number(value.substr(0, x));
-  o.tile_n = number(value.substr(x + 1, colon == std::string_view::npos ? colon : colon - x - 1));
-  if (colon != std::string_view::npos) o.blocks_per_sm = number(value.substr(colon + 1));
+  o.tile_n = number(part(x, colon));
+  if (colon != std::string_view::npos) o.blocks_per_sm = number(part(colon, slash));
+  if (slash != std::string_view::npos) o.threads = number(part(slash, std::string_view::npos));
   const auto tile_ok = [](int t) { return t == 64 || t == 128 || t == 256; };
   if (!tile_ok(o.tile_k) || !tile_ok(o.tile_n)) bad();
-  if (colon != std::string_view::npos && o.blocks_per_sm != 1 && o.blocks_per_sm != 2) bad();
+  if (colon != std::string_view::npos && (o.blocks_per_sm < 1 || o.blocks_per_sm > 4)) bad();
+  if (slash != std::string_view::npos && o.threads != 128 && o.threads != 256) bad();
   return o;
 }
 
+void fit_clusters(DensePlan& plan, std::span<const int> resident) {
+  const int wanted = plan.cluster_blocks;
+  if (wanted <= 1) return;
+  const int tiles = plan.m_tiles * plan.n_tiles;
+  const auto fits = [&](int c) {
+    return c < static_cast<int>(resident.size()) && std::int64_t{resident[c]} >= tiles;
+  };
+  for (int c = wanted; c >= 2 && 2 * c >= wanted; --c) {
+    if (plan.k_tiles % c || !fits(c)) continue;
+    plan.cluster_blocks = c;
+    plan.blocks = tiles * c;
+    plan.stripe_units = plan.k_tiles / c;
+    plan.stripe_extra = 0;
+    return;
+  }
+  plan.cluster_blocks = 1;
+}
+
+bool parse_dense_clusters(std::string_view value) {
+  if (value.empty() || value == "on") return true;
+  if (value == "off") return false;
+  fail(Status::invalid_argument, "MARLINRT_DENSE_CLUSTERS='{}': expected on or off", value);
+}
+
 int gemm_warp_cols(int m_blocks) { return m_blocks == 1 ? 64 : 32; }
+
+int gemm_blocks_per_sm(const GemmTile& t) { return (t.m_blocks <= 2 ? 512 : 256) / t.threads; }
+
+bool gemm_tile_valid(const GemmTile& t) {
+  const int warps = t.threads / 32, warps_n = t.tile_n / gemm_warp_cols(t.m_blocks);
+  if ((t.threads != 128 && t.threads != 256) || warps_n < 1 || warps % warps_n != 0) return false;
+  return (t.tile_k / 16) % (warps / warps_n) == 0;
+}
 
 int gemm_smem_bytes(const GemmTile& t) {
   const int rows = 16 * t.m_blocks;
@@ -138,33 +180,49 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
            "MARLINRT_DENSE_TILE asks for {}x{} tiles, which do not divide a padded {}x{} weight",
            tile_override->tile_k, tile_override->tile_n, n_padded, k_padded);
     }
+    const int threads =
+        tile_override->threads
+            ? tile_override->threads
+            : (tile_override->tile_k == 64 && tile_override->tile_n == 64 ? 128 : 256);
     forced = {static_cast<std::uint16_t>(tile_override->tile_k),
               static_cast<std::uint16_t>(tile_override->tile_n),
-              static_cast<std::uint16_t>(
-                  tile_override->tile_k == 64 && tile_override->tile_n == 64 ? 128 : 256),
-              0};
+              static_cast<std::uint16_t>(threads), 0};
+    const GemmTile check{forced.tile_k, forced.tile_n, static_cast<std::uint8_t>(m_blocks), 2,
+                         forced.threads};
+    if (!gemm_tile_valid(check)) {
+      fail(Status::invalid_argument,
+           "MARLINRT_DENSE_TILE asks for {}x{} tiles with {} threads, which the kernel cannot "
+           "split over its warps at {} m-blocks ({} columns per warp)",
+           forced.tile_k, forced.tile_n, threads, m_blocks, gemm_warp_cols(m_blocks));
+    }
     choices = std::span<const TileChoice>(&forced, 1);
   }
-  const int default_per_sm = m_blocks <= 2 ? 2 : 1;
-  const int wanted_per_sm =
-      tile_override && tile_override->blocks_per_sm ? tile_override->blocks_per_sm : default_per_sm;
   for (const auto& c : choices) {
     if (n_padded % c.tile_n || k_padded % c.tile_k) continue;
+    const GemmTile shape{c.tile_k, c.tile_n, static_cast<std::uint8_t>(m_blocks), 2, c.threads};
+    if (!gemm_tile_valid(shape)) continue;
+    const int default_per_sm = gemm_blocks_per_sm(shape);
+    const int wanted_per_sm = tile_override && tile_override->blocks_per_sm
+                                  ? tile_override->blocks_per_sm
+                                  : default_per_sm;
     // Per row of m-tiles, so that the choice depends on m only through m_blocks (prebuild).
     const std::int64_t row_units = (n_padded / c.tile_n) * (k_padded / c.tile_k);
     if (row_units < std::int64_t{c.min_units_per_block} * sm_count * default_per_sm) continue;
+    // Resident blocks hide more latency than a deeper pipeline: give up stages while that
+    // fits more of the wanted blocks, down to three (two when the override asks for blocks).
+    const int min_stages = tile_override && tile_override->blocks_per_sm ? 2 : 3;
+    const auto fitting = [&](int stages) {
+      GemmTile t = shape;
+      t.stages = static_cast<std::uint8_t>(stages);
+      return smem_limit / gemm_smem_bytes(t);
+    };
     for (int stages = kMaxStages; stages >= 2; --stages) {
-      GemmTile tile{c.tile_k, c.tile_n, static_cast<std::uint8_t>(m_blocks),
-                    static_cast<std::uint8_t>(stages), c.threads};
+      GemmTile tile = shape;
+      tile.stages = static_cast<std::uint8_t>(stages);
       const int smem = gemm_smem_bytes(tile);
       if (smem > smem_limit) continue;
-      // Two resident blocks hide more latency than a fourth stage: take three stages when
-      // that is what lets the second block fit.
-      if (wanted_per_sm == 2 && 2 * smem > smem_limit && stages > 3) {
-        GemmTile fewer = tile;
-        fewer.stages = static_cast<std::uint8_t>(stages - 1);
-        if (2 * gemm_smem_bytes(fewer) <= smem_limit) continue;
-      }
+      const int fit = smem_limit / smem;
+      if (fit < wanted_per_sm && stages > min_stages && fitting(stages - 1) > fit) continue;
       DensePlan plan;
       plan.key.kind = KernelKind::gemm;
       plan.key.activation_dtype = act;
@@ -180,7 +238,7 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
              "(at most 2^31 - 1): split the call over fewer rows",
              m, n_padded, k_padded, units);
       }
-      const int per_sm = wanted_per_sm == 2 && 2 * smem <= smem_limit ? 2 : 1;
+      const int per_sm = std::min(fit, wanted_per_sm);
       plan.blocks = split_blocks(units, plan.m_tiles * plan.n_tiles, plan.k_tiles,
                                  std::int64_t{sm_count} * per_sm);
       plan.stripe_units = static_cast<int>(units / plan.blocks);

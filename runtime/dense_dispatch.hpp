@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -33,6 +34,14 @@ int gemm_smem_bytes(const GemmTile& tile);
 // Output columns one warp owns: the host mirror of GemmConfig::warp_cols.
 int gemm_warp_cols(int m_blocks);
 
+// Resident blocks per SM the kernel's register budget is made for: the host mirror of
+// GemmConfig::min_blocks_per_sm (128 registers per thread for 1-2 m-blocks, else 255).
+int gemm_blocks_per_sm(const GemmTile& tile);
+
+// Whether the kernel template accepts the tile: its warps must tile the columns and split the
+// k16 steps evenly (the host mirror of GemmConfig's static_asserts).
+bool gemm_tile_valid(const GemmTile& tile);
+
 // One dense launch: the kernel and its striped grid.
 struct DensePlan {
   KernelKey key;
@@ -47,15 +56,28 @@ struct DensePlan {
   std::int64_t lock_count = 0;        // one arrival counter per output tile
 };
 
-// A tuning override of the tile choice, from MARLINRT_DENSE_TILE = "KxN" or "KxN:B"
-// (tile_k x tile_n, optionally B resident blocks per SM, 1 or 2).
+// A tuning override of the tile choice, from MARLINRT_DENSE_TILE = "KxN", "KxN:B" or
+// "KxN:B/T" (tile_k x tile_n, optionally B resident blocks per SM, 1 to 4, and T threads per
+// block, 128 or 256).
 struct DenseTileOverride {
   int tile_k = 0, tile_n = 0;
   int blocks_per_sm = 0;  // 0: the default for the kernel
+  int threads = 0;        // 0: 256, or 128 for 64x64 tiles
 };
 // Parses the variable's value; throws invalid_argument naming the variable and the accepted
 // form. An empty value means no override.
 std::optional<DenseTileOverride> parse_dense_tile_override(std::string_view value);
+
+// Makes plan.cluster_blocks a size whose clusters can all be resident at once, given
+// resident[c] = how many clusters of c blocks the kernel can keep resident (index 2..8; a
+// second wave of clusters costs more than the reduction saves). Keeps the plan's size when it
+// fits; else takes the largest size of at least half of it that divides k_tiles and fits, and
+// re-cuts the stripes to k_tiles / size units per block; else 1 (the workspace path).
+void fit_clusters(DensePlan& plan, std::span<const int> resident);
+
+// MARLINRT_DENSE_CLUSTERS: "on" (default) or "off" (always the workspace reduction, for
+// measuring). Throws invalid_argument naming the variable for any other value.
+bool parse_dense_clusters(std::string_view value);
 
 // The plan for y[m, n] = x[m, k] W^T with the padded extents of the prepared weight.
 // MARLINRT_DENSE_TILE (read once per process), when set, replaces the choice: a shape the

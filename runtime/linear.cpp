@@ -2,6 +2,7 @@
 #include <cuda.h>
 
 #include <cstdint>
+#include <cstdlib>
 
 #include "kernel_templates/gemm_params.h"
 #include "marlinrt/linear.hpp"
@@ -42,9 +43,16 @@ void linear(Stream stream, MatrixView x, const PreparedLinear& w, MutableMatrixV
   if (m == 0) return;
   if (m > (1 << 30)) fail(Status::invalid_argument, "x has {} rows (at most 2^30)", m);
 
-  const DensePlan plan = plan_dense(m, p.n_padded, p.k_padded, p.activation, dev.compute_capability,
-                                    dev.sm_count, dev.max_shared_per_block_optin);
+  static const bool clusters_enabled = [] {
+    const char* value = std::getenv("MARLINRT_DENSE_CLUSTERS");
+    return parse_dense_clusters(value != nullptr ? value : "");
+  }();
+  DensePlan plan = plan_dense(m, p.n_padded, p.k_padded, p.activation, dev.compute_capability,
+                              dev.sm_count, dev.max_shared_per_block_optin);
   const LoadedKernel& kernel = get_kernel(plan.key, stream);
+  // Clusters only where the driver can launch them and all of them fit at once.
+  if (!clusters_enabled || !driver().launch_kernel_ex) plan.cluster_blocks = 1;
+  fit_clusters(plan, kernel.resident_clusters);
   const GemmWorkspace ws = gemm_workspace(stream, plan.workspace_floats, plan.lock_count);
 
   kern::GemmParams params{};
@@ -71,12 +79,7 @@ void linear(Stream stream, MatrixView x, const PreparedLinear& w, MutableMatrixV
   params.vector_store =
       reinterpret_cast<std::uintptr_t>(y.data) % 4 == 0 && y.stride() % 2 == 0 ? 1 : 0;
   params.trace = gemm_trace_for(plan.blocks);  // null unless a diagnostic trace is set
-  // Clusters are taken only when all of them can be resident at once (a second wave of
-  // clusters cost more than the reduction saves: 4096x4096 M = 1 11.3 -> 14.3 us on H200)
-  // and the driver can launch them; otherwise the workspace path serves the same plan.
-  const int c = plan.cluster_blocks;
-  params.cluster_blocks =
-      c > 1 && kernel.resident_clusters[static_cast<std::size_t>(c)] * c >= plan.blocks ? c : 1;
+  params.cluster_blocks = plan.cluster_blocks;
   launch(kernel, stream, {static_cast<unsigned>(plan.blocks)}, {plan.key.tile.threads},
          static_cast<unsigned>(plan.smem_bytes), &params,
          static_cast<unsigned>(params.cluster_blocks));

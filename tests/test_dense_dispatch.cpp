@@ -1,5 +1,6 @@
 // Dense dispatch on the host: every plan is a valid kernel that fits its GPU, and the
 // GEMM template really compiles with NVRTC for every supported architecture.
+#include <array>
 #include <catch2/catch.hpp>
 
 #include <chrono>
@@ -35,7 +36,10 @@ TEST_CASE("dense plans are valid, fit shared memory and cover the work", "[dispa
         const std::int64_t units = std::int64_t{plan.m_tiles} * plan.n_tiles * plan.k_tiles;
         CHECK(plan.blocks >= 1);
         CHECK(plan.blocks <= units);
-        CHECK(plan.blocks <= 2 * 132);
+        CHECK(gemm_tile_valid(plan.key.tile));
+        // At most as many blocks as the kernel's register budget lets reside, and as fit.
+        CHECK(plan.blocks <= gemm_blocks_per_sm(plan.key.tile) * 132);
+        CHECK(plan.blocks <= (smem_limit / plan.smem_bytes) * 132);
       }
     }
   }
@@ -55,6 +59,45 @@ TEST_CASE("small layers split k evenly so that each block owns one tile", "[disp
   // A large layer keeps every block slot busy: its stripes are long, straddling costs little.
   const auto big = plan_dense(1, 57344, 8192, DType::bf16, 90, 132, 232448, std::nullopt);
   CHECK(big.blocks == 2 * 132);
+}
+
+TEST_CASE("cluster plans shrink to what can be resident, or fall back to the workspace",
+          "[dispatch]") {
+  // 4096x4096 at M = 1 on sm_90: 32 tiles of 16 k-tiles, split 8 ways into clusters of 8.
+  const auto plan = plan_dense(1, 4096, 4096, DType::bf16, 90, 132, 232448, std::nullopt);
+  REQUIRE(plan.cluster_blocks == 8);
+  const int tiles = plan.m_tiles * plan.n_tiles;
+  std::array<int, 9> resident{};
+  SECTION("all clusters fit: the plan is kept") {
+    resident[8] = tiles;
+    DensePlan p = plan;
+    fit_clusters(p, resident);
+    CHECK(p.cluster_blocks == 8);
+    CHECK(p.blocks == plan.blocks);
+    CHECK(p.stripe_units == plan.stripe_units);
+  }
+  SECTION("clusters of 8 do not fit, of 4 do: the stripes are re-cut") {
+    resident[8] = tiles - 1;
+    resident[4] = tiles;
+    DensePlan p = plan;
+    fit_clusters(p, resident);
+    CHECK(p.cluster_blocks == 4);
+    CHECK(p.blocks == tiles * 4);
+    CHECK(p.stripe_units * 4 == p.k_tiles);
+    CHECK(p.stripe_extra == 0);
+  }
+  SECTION("only clusters of less than half the sharers fit: the workspace path") {
+    resident[2] = tiles;
+    DensePlan p = plan;
+    fit_clusters(p, resident);
+    CHECK(p.cluster_blocks == 1);
+    CHECK(p.blocks == plan.blocks);
+  }
+  CHECK(parse_dense_clusters(""));
+  CHECK(parse_dense_clusters("on"));
+  CHECK_FALSE(parse_dense_clusters("off"));
+  CHECK_THROWS_WITH(parse_dense_clusters("no"),
+                    Catch::Contains("MARLINRT_DENSE_CLUSTERS") && Catch::Contains("on or off"));
 }
 
 TEST_CASE("prebuild keys of a shape are exactly the plans' keys", "[dispatch]") {
@@ -104,8 +147,13 @@ TEST_CASE("MARLINRT_DENSE_TILE overrides the tile choice, and bad values explain
   CHECK(o->tile_n == 256);
   CHECK(o->blocks_per_sm == 0);
   CHECK(parse_dense_tile_override("64x128:1")->blocks_per_sm == 1);
+  const auto with_threads = parse_dense_tile_override("128x256:3/128");
+  CHECK(with_threads->blocks_per_sm == 3);
+  CHECK(with_threads->threads == 128);
+  CHECK(parse_dense_tile_override("128x256:2")->threads == 0);
   for (const char* bad :
-       {"128", "128x", "x128", "96x128", "128x128:3", "128x128:", "128x128x1", "128 x128", "abc"}) {
+       {"128", "128x", "x128", "96x128", "128x128:5", "128x128:0", "128x128:", "128x128x1",
+        "128 x128", "abc", "128x256:2/", "128x256:2/96", "128x256/128", "128x256:2/128/1"}) {
     INFO(bad);
     try {
       parse_dense_tile_override(bad);
@@ -125,4 +173,18 @@ TEST_CASE("MARLINRT_DENSE_TILE overrides the tile choice, and bad values explain
   CHECK_THROWS_WITH(
       plan_dense(1, 2688, 4096, DType::bf16, 90, 132, 232448, DenseTileOverride{128, 256, 0}),
       Catch::Contains("MARLINRT_DENSE_TILE") && Catch::Contains("do not divide"));
+  // 128 threads: four warps of 64 columns own a 256-column tile at M <= 16; the blocks per SM
+  // asked for decide the stages (three of 22.5 KB fit three blocks in 227 KB, not four).
+  const auto narrow =
+      plan_dense(1, 8192, 8192, DType::bf16, 90, 132, 232448, DenseTileOverride{128, 256, 4, 128});
+  CHECK(narrow.key.tile.threads == 128);
+  CHECK(narrow.key.tile.stages == 2);
+  CHECK(narrow.blocks <= 4 * 132);
+  const auto three =
+      plan_dense(1, 8192, 8192, DType::bf16, 90, 132, 232448, DenseTileOverride{128, 256, 3, 128});
+  CHECK(three.key.tile.stages == 3);
+  // At 4 m-blocks a warp owns 32 columns: four warps cannot cover 256 of them.
+  CHECK_THROWS_WITH(
+      plan_dense(64, 8192, 8192, DType::bf16, 90, 132, 232448, DenseTileOverride{128, 256, 0, 128}),
+      Catch::Contains("MARLINRT_DENSE_TILE") && Catch::Contains("cannot split"));
 }
