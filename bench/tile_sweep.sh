@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Times dense GEMM tile choices (MARLINRT_DENSE_TILE) on the device machine.
-#   bench/tile_sweep.sh "SHAPE[,SHAPE...]" "M[,M...]" CONFIG...     (CONFIG: default, KxN, KxN:B)
+#   bench/tile_sweep.sh "SHAPE[,SHAPE...]" "M[,M...]" CONFIG...     (CONFIG: default, KxN, KxN:B, KxN:B/T)
 # Prints one line per (config, shape, M): median us from `marlinrt bench dense` (bf16).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -12,10 +12,11 @@ export MARLINRT_CACHE_DIR=${MARLINRT_CACHE_DIR:-/tmp/marlinrt-cache}
 for cfg in "$@"; do
   if [ "$cfg" = default ]; then unset MARLINRT_DENSE_TILE; else export MARLINRT_DENSE_TILE=$cfg; fi
   for shape in ${shapes//,/ }; do
-    log="$out/${cfg//:/_}-$shape.log"
+    name=${cfg//[:\/]/_}
+    log="$out/$name-$shape.log"
     build/release/tools/marlinrt bench dense --shapes "$shape" --m "$ms" --dtype bf16 \
-      --out "$out/${cfg//:/_}-$shape" >"$log" 2>&1
+      --out "$out/$name-$shape" >"$log" 2>&1
     grep -E "^$shape " "$log" | grep -v "same-size" | awk -v c="$cfg" '{printf "sweep %-10s %-12s M=%-5s %8s us\n", c, $1, $4, $6}'
-    grep -m1 -iE "error|failed" "$log" | sed "s/^/sweep $cfg $shape: /"
+    grep -m1 -iE "error|failed" "$log" | sed "s|^|sweep $cfg $shape: |"
   done
 done

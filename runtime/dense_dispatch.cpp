@@ -115,21 +115,11 @@ std::optional<DenseTileOverride> parse_dense_tile_override(std::string_view valu
 }
 
 void fit_clusters(DensePlan& plan, std::span<const int> resident) {
-  const int wanted = plan.cluster_blocks;
-  if (wanted <= 1) return;
-  const int tiles = plan.m_tiles * plan.n_tiles;
-  const auto fits = [&](int c) {
-    return c < static_cast<int>(resident.size()) && std::int64_t{resident[c]} >= tiles;
-  };
-  for (int c = wanted; c >= 2 && 2 * c >= wanted; --c) {
-    if (plan.k_tiles % c || !fits(c)) continue;
-    plan.cluster_blocks = c;
-    plan.blocks = tiles * c;
-    plan.stripe_units = plan.k_tiles / c;
-    plan.stripe_extra = 0;
-    return;
-  }
-  plan.cluster_blocks = 1;
+  const int c = plan.cluster_blocks;
+  if (c <= 1) return;
+  const bool fits = c < static_cast<int>(resident.size()) &&
+                    std::int64_t{resident[c]} >= std::int64_t{plan.m_tiles} * plan.n_tiles;
+  if (!fits) plan.cluster_blocks = 1;
 }
 
 bool parse_dense_clusters(std::string_view value) {

@@ -61,8 +61,7 @@ TEST_CASE("small layers split k evenly so that each block owns one tile", "[disp
   CHECK(big.blocks == 2 * 132);
 }
 
-TEST_CASE("cluster plans shrink to what can be resident, or fall back to the workspace",
-          "[dispatch]") {
+TEST_CASE("cluster plans are kept only when all their clusters can be resident", "[dispatch]") {
   // 4096x4096 at M = 1 on sm_90: 32 tiles of 16 k-tiles, split 8 ways into clusters of 8.
   const auto plan = plan_dense(1, 4096, 4096, DType::bf16, 90, 132, 232448, std::nullopt);
   REQUIRE(plan.cluster_blocks == 8);
@@ -76,22 +75,14 @@ TEST_CASE("cluster plans shrink to what can be resident, or fall back to the wor
     CHECK(p.blocks == plan.blocks);
     CHECK(p.stripe_units == plan.stripe_units);
   }
-  SECTION("clusters of 8 do not fit, of 4 do: the stripes are re-cut") {
+  SECTION("not all clusters fit: the workspace path, with the same stripes") {
     resident[8] = tiles - 1;
     resident[4] = tiles;
     DensePlan p = plan;
     fit_clusters(p, resident);
-    CHECK(p.cluster_blocks == 4);
-    CHECK(p.blocks == tiles * 4);
-    CHECK(p.stripe_units * 4 == p.k_tiles);
-    CHECK(p.stripe_extra == 0);
-  }
-  SECTION("only clusters of less than half the sharers fit: the workspace path") {
-    resident[2] = tiles;
-    DensePlan p = plan;
-    fit_clusters(p, resident);
     CHECK(p.cluster_blocks == 1);
     CHECK(p.blocks == plan.blocks);
+    CHECK(p.stripe_units == plan.stripe_units);
   }
   CHECK(parse_dense_clusters(""));
   CHECK(parse_dense_clusters("on"));
