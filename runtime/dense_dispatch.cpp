@@ -20,19 +20,33 @@ struct TileChoice {
   int min_units_per_block;
 };
 
-// Small batches stream weights: 256 columns where the layer is big enough, else 256-deep k
-// tiles (both give each warp four k16 steps between barriers; on H200 the deep tile took
-// 4096x4096 at M = 1 from 12.5 to 11.0 us, bench/tile_sweep.sh). Larger batches reuse each
-// weight tile over more rows: wide n tiles, deep k tiles when there is work enough. Narrower
+// One m-block (M <= 16) streams weights, and per-stage work is what limits it: four warps of
+// 64 columns, each with eight k16 steps between barriers (256-deep k tiles), beat eight warps
+// with four on every layer measured (H200, bench/tile_sweep.sh): 57344x8192 M = 1 91.1 ->
+// 87.0 us, M = 16 97.0 -> 91.6; 4096x14336 19.2 -> 17.3 and 25.5 -> 20.3; 2688x4096
+// 10.0 -> 8.6; 128x128 tiles, for k not a multiple of 256: 3712x2688 9.3 -> 8.1. Narrower
 // fallbacks keep any padded shape (multiples of 64) servable.
-constexpr std::array<TileChoice, 8> kSmallM = {{{128, 256, 256, 4},
-                                                {256, 128, 256, 0},
-                                                {128, 128, 256, 0},
-                                                {256, 64, 256, 0},
-                                                {64, 256, 256, 0},
-                                                {128, 64, 256, 0},
-                                                {64, 128, 256, 0},
-                                                {64, 64, 128, 0}}};
+constexpr std::array<TileChoice, 7> kOneMBlock = {{{256, 128, 128, 0},
+                                                   {128, 128, 128, 0},
+                                                   {256, 64, 256, 0},
+                                                   {64, 256, 256, 0},
+                                                   {128, 64, 256, 0},
+                                                   {64, 128, 256, 0},
+                                                   {64, 64, 128, 0}}};
+// Two m-blocks: 256 columns where the layer is big enough, else 256-deep k tiles (both give
+// each warp four k16 steps between barriers; on H200 the deep tile took 4096x4096 at M = 1
+// from 12.5 to 11.0 us when it served M <= 16 too). 128-thread blocks measured up to 2x
+// slower here (2688x4096 M = 32 10.6 -> 22.0 us).
+constexpr std::array<TileChoice, 8> kTwoMBlocks = {{{128, 256, 256, 4},
+                                                    {256, 128, 256, 0},
+                                                    {128, 128, 256, 0},
+                                                    {256, 64, 256, 0},
+                                                    {64, 256, 256, 0},
+                                                    {128, 64, 256, 0},
+                                                    {64, 128, 256, 0},
+                                                    {64, 64, 128, 0}}};
+// Larger batches reuse each weight tile over more rows: wide n tiles, deep k tiles when there
+// is work enough.
 constexpr std::array<TileChoice, 7> kLargeM = {{{128, 256, 256, 4},
                                                 {64, 256, 256, 0},
                                                 {128, 128, 256, 0},
@@ -161,8 +175,9 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
                      const std::optional<DenseTileOverride>& tile_override) {
   const int m_blocks = static_cast<int>(std::clamp<std::int64_t>((m + 15) / 16, 1, 4));
   // A view, not a copy: linear() plans every call.
-  std::span<const TileChoice> choices =
-      m_blocks <= 2 ? std::span<const TileChoice>(kSmallM) : std::span<const TileChoice>(kLargeM);
+  std::span<const TileChoice> choices = m_blocks == 1   ? std::span<const TileChoice>(kOneMBlock)
+                                        : m_blocks == 2 ? std::span<const TileChoice>(kTwoMBlocks)
+                                                        : std::span<const TileChoice>(kLargeM);
   TileChoice forced{};
   if (tile_override) {
     if (n_padded % tile_override->tile_n || k_padded % tile_override->tile_k) {
