@@ -56,6 +56,11 @@ TEST_CASE("small layers split k evenly so that each block owns one tile", "[disp
     CHECK(plan.blocks == plan.n_tiles * (plan.k_tiles / plan.stripe_units));
     CHECK(plan.blocks >= 64);
   }
+  // 2688x3712: 29 k-tiles (prime) cannot split evenly; the 128-thread tiles would spread
+  // each tile over ~25 blocks, so the plan takes 256-thread blocks and fewer sharers.
+  const auto prime = plan_dense(16, 2688, 3712, DType::bf16, 90, 132, 232448, std::nullopt);
+  CHECK(prime.key.tile.threads == 256);
+  CHECK(prime.k_tiles / prime.stripe_units <= 16);
   // A large layer keeps every block slot busy: its stripes are long, straddling costs little.
   const auto big = plan_dense(1, 57344, 8192, DType::bf16, 90, 132, 232448, std::nullopt);
   CHECK(big.blocks == 2 * 132);
