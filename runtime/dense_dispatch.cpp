@@ -15,8 +15,8 @@ namespace {
 
 struct TileChoice {
   std::uint16_t tile_k, tile_n, threads;
-  // Taken only when every block gets at least this many (tile, k-tile) units from one row of
-  // m-tiles: big tiles amortize the per-stage cost, but small layers need the parallelism.
+  // Taken only when the call has at least this many (tile, k-tile) units per block slot: big
+  // tiles amortize the per-stage cost, but small layers need the parallelism.
   int min_units_per_block;
   // Taken only when no tile is shared by more blocks than this (0: any): more resident
   // blocks shorten the stripes, and past ~8 sharers the last arriver's sum of their partials
@@ -39,11 +39,12 @@ constexpr std::array<TileChoice, 9> kOneMBlock = {{{256, 128, 128, 0, 8},
                                                    {128, 64, 256, 0},
                                                    {64, 128, 256, 0},
                                                    {64, 64, 128, 0}}};
-// Two m-blocks: 256 columns where the layer is big enough, else 256-deep k tiles (both give
-// each warp four k16 steps between barriers; on H200 the deep tile took 4096x4096 at M = 1
-// from 12.5 to 11.0 us when it served M <= 16 too). 128-thread blocks measured up to 2x
-// slower here (2688x4096 M = 32 10.6 -> 22.0 us).
-constexpr std::array<TileChoice, 8> kTwoMBlocks = {{{128, 256, 256, 4},
+// Two m-blocks: four warps of 32 columns with 16 k16 steps between barriers where every block
+// slot gets a unit or more (H200, M = 32: 10240x8192 44.9 -> 35.8 us, 4096x14336 36.6 ->
+// 29.3, 6144x4096 17.6 -> 15.4), but not on smaller layers (4096x4096 13.2 -> 17.7). Then
+// 256 columns where the layer is big enough, else 256-deep k tiles.
+constexpr std::array<TileChoice, 9> kTwoMBlocks = {{{256, 128, 128, 1},
+                                                    {128, 256, 256, 4},
                                                     {256, 128, 256, 0},
                                                     {128, 128, 256, 0},
                                                     {256, 64, 256, 0},
@@ -51,9 +52,13 @@ constexpr std::array<TileChoice, 8> kTwoMBlocks = {{{128, 256, 256, 4},
                                                     {128, 64, 256, 0},
                                                     {64, 128, 256, 0},
                                                     {64, 64, 128, 0}}};
-// Larger batches reuse each weight tile over more rows: wide n tiles, deep k tiles when there
-// is work enough.
-constexpr std::array<TileChoice, 7> kLargeM = {{{128, 256, 256, 4},
+// Three or more m-blocks reuse each weight tile over more rows: 128x256 tiles of eight warps
+// when the call has work enough (>= 60 units per block slot), else four warps on 128x64 tiles,
+// which keep more blocks busy (H200, 128x64 with 4 warps vs the old choice: 4096x4096 M = 64
+// 29.0 -> 18.8 us, 6144x4096 31.5 -> 25.0, 10304x2688 M = 256 86.8 -> 64.1, but 10240x8192
+// M = 4096 2234 -> 2831 and 57344x8192 M = 256 769 -> 815).
+constexpr std::array<TileChoice, 8> kLargeM = {{{128, 256, 256, 60},
+                                                {128, 64, 128, 0},
                                                 {64, 256, 256, 0},
                                                 {128, 128, 256, 0},
                                                 {256, 64, 256, 0},
@@ -216,9 +221,11 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
     const int wanted_per_sm = tile_override && tile_override->blocks_per_sm
                                   ? tile_override->blocks_per_sm
                                   : default_per_sm;
-    // Per row of m-tiles, so that the choice depends on m only through m_blocks (prebuild).
-    const std::int64_t row_units = (n_padded / c.tile_n) * (k_padded / c.tile_k);
-    if (row_units < std::int64_t{c.min_units_per_block} * sm_count * default_per_sm) continue;
+    // Over the whole call: with up to 4 m-blocks there is one m-tile, beyond that the choice
+    // may change once as m grows (dense_keys_for_shape relies on that).
+    const std::int64_t units =
+        ((m + 16 * m_blocks - 1) / (16 * m_blocks)) * (n_padded / c.tile_n) * (k_padded / c.tile_k);
+    if (units < std::int64_t{c.min_units_per_block} * sm_count * default_per_sm) continue;
     // Resident blocks hide more latency than a deeper pipeline: give up stages while that
     // fits more of the wanted blocks, down to three (two when the override asks for blocks).
     const int min_stages = tile_override && tile_override->blocks_per_sm ? 2 : 3;
@@ -242,7 +249,6 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
       plan.m_tiles = static_cast<int>((m + 16 * m_blocks - 1) / (16 * m_blocks));
       plan.n_tiles = static_cast<int>(n_padded / c.tile_n);
       plan.k_tiles = static_cast<int>(k_padded / c.tile_k);
-      const std::int64_t units = std::int64_t{plan.m_tiles} * plan.n_tiles * plan.k_tiles;
       if (units >= std::numeric_limits<int>::max()) {
         fail(Status::invalid_argument,
              "a {}x{}x{} GEMM has {} work units; the kernel indexes them with 32-bit integers "
@@ -303,13 +309,19 @@ static int default_smem_limit(int arch) {
 std::vector<KernelKey> dense_keys_for_shape(std::int64_t n, std::int64_t k, DType act, int arch,
                                             int sm_count, std::int64_t max_m) {
   std::vector<KernelKey> keys;
-  // The plan depends on m only through m_blocks (1..4); one m per bucket covers all.
-  for (std::int64_t m : {1, 17, 33, 49}) {
-    if (m > std::max<std::int64_t>(max_m, 1)) break;
+  const std::int64_t last = std::max<std::int64_t>(max_m, 1);
+  const auto add = [&](std::int64_t m) {
     const auto plan =
         plan_dense(m, padded(n), padded(k), act, arch, sm_count, default_smem_limit(arch));
     if (std::find(keys.begin(), keys.end(), plan.key) == keys.end()) keys.push_back(plan.key);
-  }
+  };
+  // Up to 4 m-blocks there is one m-tile: one m per m-block count covers it. Beyond, the
+  // choice depends on the number of 64-row m-tiles: every count up to 4096 of them (a few
+  // ms of planning), then doubling, and max_m itself.
+  for (std::int64_t m : {1, 17, 33})
+    if (m <= last) add(m);
+  for (std::int64_t t = 1; 64 * (t - 1) < last; t = t < 4096 ? t + 1 : 2 * t)
+    add(std::min(64 * t, last));
   return keys;
 }
 

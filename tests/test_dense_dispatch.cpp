@@ -104,6 +104,17 @@ TEST_CASE("prebuild keys of a shape are exactly the plans' keys", "[dispatch]") 
     CHECK(std::find(keys.begin(), keys.end(), plan.key) != keys.end());
   }
   CHECK(dense_keys_for_shape(6144, 4096, DType::f16, 90, 132, 1).size() == 1);
+  // With 4 m-blocks the tile depends on the number of m-tiles (128x64 for few, 128x256 for
+  // many): prebuild must produce both.
+  const auto big = dense_keys_for_shape(10240, 8192, DType::bf16, 90, 132, 16384);
+  const auto small_m = plan_dense(64, 10240, 8192, DType::bf16, 90, 132, 232448);
+  const auto large_m = plan_dense(16384, 10240, 8192, DType::bf16, 90, 132, 232448);
+  CHECK(small_m.key.tile.tile_n != large_m.key.tile.tile_n);
+  for (std::int64_t m : {49, 64, 65, 256, 1000, 4096, 9999, 16384}) {
+    INFO("m " << m);
+    const auto plan = plan_dense(m, 10240, 8192, DType::bf16, 90, 132, 232448);
+    CHECK(std::find(big.begin(), big.end(), plan.key) != big.end());
+  }
 }
 
 TEST_CASE("the GEMM and repack templates compile with NVRTC for sm_80..sm_90",
