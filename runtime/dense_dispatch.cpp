@@ -312,7 +312,7 @@ std::vector<KernelKey> dense_keys_for_shape(std::int64_t n, std::int64_t k, DTyp
   const std::int64_t last = std::max<std::int64_t>(max_m, 1);
   const auto add = [&](std::int64_t m) {
     const auto plan =
-        plan_dense(m, padded(n), padded(k), act, arch, sm_count, default_smem_limit(arch));
+        plan_dense(m, padded_n(n), padded_k(k), act, arch, sm_count, default_smem_limit(arch));
     if (std::find(keys.begin(), keys.end(), plan.key) == keys.end()) keys.push_back(plan.key);
   };
   // Up to 4 m-blocks there is one m-tile: one m per m-block count covers it. Beyond, the

@@ -52,7 +52,7 @@ std::vector<std::uint32_t> repack_weights_host(std::span<const std::uint8_t> wei
                                                std::int64_t scale_row_stride, std::int64_t n,
                                                std::int64_t k, DType activation) {
   const bool bf16 = activation == DType::bf16;
-  const std::int64_t np = padded(n), kp = padded(k), k_units = kp / 16;
+  const std::int64_t np = padded_n(n), kp = padded_k(k), k_units = kp / 16;
   std::vector<std::uint32_t> out(static_cast<std::size_t>(np * kp / 8));
   for (std::int64_t nb = 0; nb < np / 64; ++nb)
     for (std::int64_t kb = 0; kb < k_units; ++kb)
@@ -78,7 +78,7 @@ std::vector<std::uint32_t> repack_weights_host(std::span<const std::uint8_t> wei
 std::vector<std::uint8_t> unpack_weights_host(std::span<const std::uint32_t> packed, std::int64_t n,
                                               std::int64_t k, DType activation) {
   const bool bf16 = activation == DType::bf16;
-  const std::int64_t k_units = padded(k) / 16;
+  const std::int64_t k_units = padded_k(k) / 16;
   std::vector<std::uint8_t> codes(static_cast<std::size_t>(n * k));
   for (std::int64_t idx = 0; idx < static_cast<std::int64_t>(packed.size()); ++idx) {
     const int j = idx & 3, lane = (idx >> 2) & 31;
@@ -99,7 +99,7 @@ std::vector<std::uint8_t> unpack_weights_host(std::span<const std::uint32_t> pac
 std::vector<std::uint8_t> repack_scales_host(std::span<const std::uint8_t> scales,
                                              std::int64_t row_stride, std::int64_t n,
                                              std::int64_t k) {
-  const std::int64_t np = padded(n), k_units = padded(k) / 16;
+  const std::int64_t np = padded_n(n), k_units = padded_k(k) / 16;
   std::vector<std::uint8_t> out(static_cast<std::size_t>(np / 64 * k_units * 64));
   for (std::int64_t idx = 0; idx < static_cast<std::int64_t>(out.size()); ++idx) {
     const int tile = idx & 7, g = (idx >> 3) & 7;

@@ -73,8 +73,8 @@ PreparedLinear prepare_nvfp4_linear(const Nvfp4Linear& layer, DType act, Stream 
   auto impl = std::make_unique<PreparedLinear::Impl>();
   impl->n = n;
   impl->k = k;
-  impl->n_padded = padded(n);
-  impl->k_padded = padded(k);
+  impl->n_padded = padded_n(n);
+  impl->k_padded = padded_k(k);
   impl->activation = act;
   impl->device = dev.ordinal;
   impl->global_scale = std::ldexp(layer.weight_scale_2, 7);

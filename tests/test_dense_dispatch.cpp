@@ -25,11 +25,12 @@ TEST_CASE("dense plans are valid, fit shared memory and cover the work", "[dispa
     for (auto [n, k] : shapes) {
       for (std::int64_t m : {1, 7, 16, 17, 33, 64, 100, 1000, 16384}) {
         INFO("arch " << arch << " n " << n << " k " << k << " m " << m);
-        const auto plan = plan_dense(m, padded(n), padded(k), DType::bf16, arch, 132, smem_limit);
+        const auto plan =
+            plan_dense(m, padded_n(n), padded_k(k), DType::bf16, arch, 132, smem_limit);
         REQUIRE_NOTHROW(plan.key.validate());
         CHECK(plan.key.arch == arch);
-        CHECK(padded(n) % plan.key.tile.tile_n == 0);
-        CHECK(padded(k) % plan.key.tile.tile_k == 0);
+        CHECK(padded_n(n) % plan.key.tile.tile_n == 0);
+        CHECK(padded_k(k) % plan.key.tile.tile_k == 0);
         CHECK(plan.smem_bytes == gemm_smem_bytes(plan.key.tile));
         CHECK(plan.smem_bytes <= smem_limit);
         CHECK(plan.m_tiles * 16 * plan.key.tile.m_blocks >= m);
@@ -61,6 +62,12 @@ TEST_CASE("small layers split k evenly so that each block owns one tile", "[disp
   const auto prime = plan_dense(16, 2688, 3712, DType::bf16, 90, 132, 232448, std::nullopt);
   CHECK(prime.key.tile.threads == 256);
   CHECK(prime.k_tiles / prime.stripe_units <= 16);
+  // N is padded to 128 columns so that 128-column tiles serve every layer (10304 = 80.5 x 128).
+  CHECK(padded_n(10304) == 10368);
+  CHECK(padded_n(1856) == 1920);
+  CHECK(padded_k(672) == 704);
+  CHECK(plan_dense(1, padded_n(10304), padded_k(2688), DType::bf16, 90, 132, 232448, std::nullopt)
+            .key.tile.tile_n == 128);
   // A large layer keeps every block slot busy: its stripes are long, straddling costs little.
   const auto big = plan_dense(1, 57344, 8192, DType::bf16, 90, 132, 232448, std::nullopt);
   CHECK(big.blocks == 2 * 132);

@@ -113,8 +113,8 @@ TEST_CASE("scale repack places column 8*tile+g of each unit", "[layout]") {
   const std::vector<std::uint8_t> scales = random_scales(rng, static_cast<std::size_t>(n * stride));
   const auto out = repack_scales_host(scales, stride, n, k);
   REQUIRE(static_cast<std::int64_t>(out.size()) == repacked_scale_bytes(n, k));
-  const std::int64_t k_units = padded(k) / 16;
-  for (std::int64_t nb = 0; nb < padded(n) / 64; ++nb)
+  const std::int64_t k_units = padded_k(k) / 16;
+  for (std::int64_t nb = 0; nb < padded_n(n) / 64; ++nb)
     for (std::int64_t kb = 0; kb < k_units; ++kb)
       for (int g = 0; g < 8; ++g)
         for (int tile = 0; tile < 8; ++tile) {
