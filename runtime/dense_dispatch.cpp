@@ -24,47 +24,37 @@ struct TileChoice {
   int max_sharers = 0;
 };
 
+// A preference list with the fallbacks appended: 64-deep tiles divide every padded shape
+// (N a multiple of 128, K of 64), so some choice always fits.
+template <std::size_t N>
+constexpr std::array<TileChoice, N + 2> with_fallbacks(const std::array<TileChoice, N>& lead) {
+  std::array<TileChoice, N + 2> all{};
+  for (std::size_t i = 0; i < N; ++i) all[i] = lead[i];
+  all[N] = {64, 256, 256, 0};
+  all[N + 1] = {64, 128, 256, 0};
+  return all;
+}
+
 // One m-block (M <= 16) streams weights, and per-stage work is what limits it: four warps of
 // 64 columns, each with eight k16 steps between barriers (256-deep k tiles), beat eight warps
 // with four on every layer measured (H200, bench/tile_sweep.sh): 57344x8192 M = 1 91.1 ->
 // 87.0 us, M = 16 97.0 -> 91.6; 4096x14336 19.2 -> 17.3 and 25.5 -> 20.3; 2688x4096
-// 10.0 -> 8.6; 128x128 tiles, for k not a multiple of 256: 3712x2688 9.3 -> 8.1. Narrower
-// fallbacks keep any padded shape (multiples of 64) servable.
-constexpr std::array<TileChoice, 9> kOneMBlock = {{{256, 128, 128, 0, 8},
-                                                   {128, 128, 128, 0, 8},
-                                                   {256, 128, 256, 0},
-                                                   {128, 128, 256, 0},
-                                                   {256, 64, 256, 0},
-                                                   {64, 256, 256, 0},
-                                                   {128, 64, 256, 0},
-                                                   {64, 128, 256, 0},
-                                                   {64, 64, 128, 0}}};
+// 10.0 -> 8.6; 128x128 tiles, for k not a multiple of 256: 3712x2688 9.3 -> 8.1.
+constexpr auto kOneMBlock = with_fallbacks<4>(
+    {{{256, 128, 128, 0, 8}, {128, 128, 128, 0, 8}, {256, 128, 256, 0}, {128, 128, 256, 0}}});
 // Two m-blocks: four warps of 32 columns with 16 k16 steps between barriers where every block
 // slot gets a unit or more (H200, M = 32: 10240x8192 44.9 -> 35.8 us, 4096x14336 36.6 ->
 // 29.3, 6144x4096 17.6 -> 15.4), but not on smaller layers (4096x4096 13.2 -> 17.7). Then
 // 256 columns where the layer is big enough, else 256-deep k tiles.
-constexpr std::array<TileChoice, 9> kTwoMBlocks = {{{256, 128, 128, 1},
-                                                    {128, 256, 256, 4},
-                                                    {256, 128, 256, 0},
-                                                    {128, 128, 256, 0},
-                                                    {256, 64, 256, 0},
-                                                    {64, 256, 256, 0},
-                                                    {128, 64, 256, 0},
-                                                    {64, 128, 256, 0},
-                                                    {64, 64, 128, 0}}};
+constexpr auto kTwoMBlocks = with_fallbacks<4>(
+    {{{256, 128, 128, 1}, {128, 256, 256, 4}, {256, 128, 256, 0}, {128, 128, 256, 0}}});
 // Three or more m-blocks reuse each weight tile over more rows: 128x256 tiles of eight warps
 // when the call has work enough (>= 60 units per block slot), else four warps on 128x64 tiles,
 // which keep more blocks busy (H200, 128x64 with 4 warps vs the old choice: 4096x4096 M = 64
 // 29.0 -> 18.8 us, 6144x4096 31.5 -> 25.0, 10304x2688 M = 256 86.8 -> 64.1, but 10240x8192
 // M = 4096 2234 -> 2831 and 57344x8192 M = 256 769 -> 815).
-constexpr std::array<TileChoice, 8> kLargeM = {{{128, 256, 256, 60},
-                                                {128, 64, 128, 0},
-                                                {64, 256, 256, 0},
-                                                {128, 128, 256, 0},
-                                                {256, 64, 256, 0},
-                                                {128, 64, 256, 0},
-                                                {64, 128, 256, 0},
-                                                {64, 64, 128, 0}}};
+constexpr auto kLargeM =
+    with_fallbacks<3>({{{128, 256, 256, 60}, {128, 64, 128, 0}, {128, 128, 256, 0}}});
 
 constexpr int kMaxStages = 4;
 

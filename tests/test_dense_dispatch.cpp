@@ -78,24 +78,19 @@ TEST_CASE("cluster plans are kept only when all their clusters can be resident",
   const auto plan = plan_dense(1, 4096, 4096, DType::bf16, 90, 132, 232448, std::nullopt);
   REQUIRE(plan.cluster_blocks == 8);
   const int tiles = plan.m_tiles * plan.n_tiles;
-  std::array<int, 9> resident{};
-  SECTION("all clusters fit: the plan is kept") {
-    resident[8] = tiles;
+  // The plan after fit_clusters when `fitting` clusters of each size can be resident.
+  const auto fitted = [&](int fitting_8, int fitting_4) {
+    std::array<int, 9> resident{};
+    resident[8] = fitting_8;
+    resident[4] = fitting_4;
     DensePlan p = plan;
     fit_clusters(p, resident);
-    CHECK(p.cluster_blocks == 8);
-    CHECK(p.blocks == plan.blocks);
+    CHECK(p.blocks == plan.blocks);  // the stripes never change
     CHECK(p.stripe_units == plan.stripe_units);
-  }
-  SECTION("not all clusters fit: the workspace path, with the same stripes") {
-    resident[8] = tiles - 1;
-    resident[4] = tiles;
-    DensePlan p = plan;
-    fit_clusters(p, resident);
-    CHECK(p.cluster_blocks == 1);
-    CHECK(p.blocks == plan.blocks);
-    CHECK(p.stripe_units == plan.stripe_units);
-  }
+    return p.cluster_blocks;
+  };
+  CHECK(fitted(tiles, 0) == 8);
+  CHECK(fitted(tiles - 1, tiles) == 1);  // not all fit: the workspace path
   CHECK(parse_dense_clusters(""));
   CHECK(parse_dense_clusters("on"));
   CHECK_FALSE(parse_dense_clusters("off"));
