@@ -211,8 +211,8 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
     const int wanted_per_sm = tile_override && tile_override->blocks_per_sm
                                   ? tile_override->blocks_per_sm
                                   : default_per_sm;
-    // Over the whole call: with up to 4 m-blocks there is one m-tile, beyond that the choice
-    // may change once as m grows (dense_keys_for_shape relies on that).
+    // Over the whole call: with up to 4 m-blocks there is one m-tile; beyond, the choice
+    // changes with the number of m-tiles (dense_keys_for_shape scans those counts).
     const std::int64_t units =
         ((m + 16 * m_blocks - 1) / (16 * m_blocks)) * (n_padded / c.tile_n) * (k_padded / c.tile_k);
     if (units < std::int64_t{c.min_units_per_block} * sm_count * default_per_sm) continue;
