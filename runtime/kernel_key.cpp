@@ -17,19 +17,26 @@ constexpr std::array kArchs = {80, 86, 87, 89, 90, 100, 103, 110, 120, 121};
 
 std::string_view kind_name(KernelKind k) {
   switch (k) {
-    case KernelKind::gemm: return "gemm";
-    case KernelKind::repack_weights: return "repack_weights";
-    case KernelKind::repack_scales: return "repack_scales";
-    case KernelKind::selftest: return "selftest";
+    case KernelKind::gemm:
+      return "gemm";
+    case KernelKind::repack_weights:
+      return "repack_weights";
+    case KernelKind::repack_scales:
+      return "repack_scales";
+    case KernelKind::selftest:
+      return "selftest";
   }
   return "?";
 }
 
 std::string_view activation_name(Activation a) {
   switch (a) {
-    case Activation::none: return "none";
-    case Activation::silu: return "silu";
-    case Activation::relu2: return "relu2";
+    case Activation::none:
+      return "none";
+    case Activation::silu:
+      return "silu";
+    case Activation::relu2:
+      return "relu2";
   }
   return "?";
 }
@@ -104,8 +111,8 @@ void KernelKey::validate() const {
   const bool k_ok = t.tile_k == 64 || t.tile_k == 128 || t.tile_k == 256;
   const bool n_ok = t.tile_n == 64 || t.tile_n == 128 || t.tile_n == 256;
   if (!k_ok || !n_ok) {
-    fail(Status::invalid_argument, "kernel key: tile {}x{} (tile_k and tile_n must be 64, 128 or 256)",
-         t.tile_k, t.tile_n);
+    fail(Status::invalid_argument,
+         "kernel key: tile {}x{} (tile_k and tile_n must be 64, 128 or 256)", t.tile_k, t.tile_n);
   }
   if (t.m_blocks < 1 || t.m_blocks > 4) {
     fail(Status::invalid_argument, "kernel key: m_blocks {} (expected 1..4)", t.m_blocks);
@@ -145,7 +152,8 @@ KernelKey KernelKey::parse(std::string_view text) {
     return key;
   }
   if (head != "gemm") bad_key(text, fmt::format("unknown kernel kind '{}'", head));
-  if (parts.size() != 10) bad_key(text, fmt::format("a gemm key has 10 parts, got {}", parts.size()));
+  if (parts.size() != 10)
+    bad_key(text, fmt::format("a gemm key has 10 parts, got {}", parts.size()));
   if (parts[1] != "e2m1") bad_key(text, fmt::format("unknown scalar type '{}'", parts[1]));
   unsigned v = 0, w = 0;
   if (!parse_number(parts[2], "g", v) || v > 255) bad_key(text, "group size must look like g16");
@@ -199,7 +207,9 @@ KernelKey KernelKey::parse(std::string_view text) {
 std::uint64_t KernelKey::packed() const {
   // 52 bits in all; see the field widths below. Only meaningful for valid keys.
   std::uint64_t p = 0;
-  auto put = [&p](std::uint64_t value, int bits) { p = (p << bits) | (value & ((1u << bits) - 1)); };
+  auto put = [&p](std::uint64_t value, int bits) {
+    p = (p << bits) | (value & ((1u << bits) - 1));
+  };
   put(static_cast<unsigned>(kind), 4);
   put(static_cast<unsigned>(scalar), 4);
   put(group_size, 8);
