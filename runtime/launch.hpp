@@ -12,10 +12,6 @@ struct LaunchDims {
   unsigned x = 1, y = 1, z = 1;
 };
 
-// Launches `kernel` with its one params struct (`params` points at it) on `stream`
-// (null: the legacy default stream). The current context must be the kernel's device's
-// primary context (get_kernel() leaves it so). Throws Error(invalid_argument) when
-// `shared_bytes` exceeds what the kernel may use, Error(cuda_error) when the launch fails.
 // A cuLaunchKernelEx configuration for thread block clusters of `cluster_x` blocks along x.
 // `config.attrs` points at the member attribute, so the object is neither copied nor moved.
 struct ClusterLaunchConfig {
@@ -28,6 +24,10 @@ struct ClusterLaunchConfig {
   ClusterLaunchConfig& operator=(const ClusterLaunchConfig&) = delete;
 };
 
+// Launches `kernel` with its one params struct (`params` points at it) on `stream`
+// (null: the legacy default stream). The current context must be the kernel's device's
+// primary context (get_kernel() leaves it so). Throws Error(invalid_argument) when
+// `shared_bytes` exceeds what the kernel may use, Error(cuda_error) when the launch fails.
 // `cluster_x` > 1 launches thread block clusters of that many blocks along x (sm_90 and a
 // driver with cuLaunchKernelEx; Error(unsupported) otherwise).
 void launch(const LoadedKernel& kernel, Stream stream, LaunchDims grid, LaunchDims block,

@@ -50,8 +50,9 @@ void linear(Stream stream, MatrixView x, const PreparedLinear& w, MutableMatrixV
   DensePlan plan = plan_dense(m, p.n_padded, p.k_padded, p.activation, dev.compute_capability,
                               dev.sm_count, dev.max_shared_per_block_optin);
   const LoadedKernel& kernel = get_kernel(plan.key, stream);
-  // Clusters only where the driver can launch them and all of them fit at once.
-  if (!clusters_enabled || !driver().launch_kernel_ex) plan.cluster_blocks = 1;
+  // Clusters only where all of them fit at once (resident_clusters is all zero where the
+  // driver cannot launch them).
+  if (!clusters_enabled) plan.cluster_blocks = 1;
   fit_clusters(plan, kernel.resident_clusters);
   const GemmWorkspace ws = gemm_workspace(stream, plan.workspace_floats, plan.lock_count);
 
