@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Times dense GEMM tile choices (MARLINRT_DENSE_TILE) on the device machine.
-#   bench/tile_sweep.sh "SHAPE[,SHAPE...]" "M[,M...]" CONFIG...     (CONFIG: default, KxN, KxN:B, KxN:B/T)
+#   bench/tile_sweep.sh "SHAPE[,SHAPE...]" "M[,M...]" CONFIG...
+# CONFIG: default, or a tile (KxN, KxN:B, KxN:B/T) and/or an instruction (sync, wgmma:
+# MARLINRT_DENSE_MMA) joined by '+', e.g. wgmma+64x256.
 # Prints one line per (config, shape, M): median us from `marlinrt bench dense` (bf16).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -10,9 +12,16 @@ out=${OUT:-/tmp/marlinrt-out}/sweep
 mkdir -p "$out"
 export MARLINRT_CACHE_DIR=${MARLINRT_CACHE_DIR:-/tmp/marlinrt-cache}
 for cfg in "$@"; do
-  if [ "$cfg" = default ]; then unset MARLINRT_DENSE_TILE; else export MARLINRT_DENSE_TILE=$cfg; fi
+  unset MARLINRT_DENSE_TILE MARLINRT_DENSE_MMA
+  for part in ${cfg//+/ }; do
+    case $part in
+      default) ;;
+      sync | wgmma) export MARLINRT_DENSE_MMA=$part ;;
+      *) export MARLINRT_DENSE_TILE=$part ;;
+    esac
+  done
   for shape in ${shapes//,/ }; do
-    name=${cfg//[:\/]/_}
+    name=${cfg//[:\/+]/_}
     log="$out/$name-$shape.log"
     build/release/tools/marlinrt bench dense --shapes "$shape" --m "$ms" --dtype bf16 \
       --out "$out/$name-$shape" >"$log" 2>&1

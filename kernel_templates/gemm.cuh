@@ -24,9 +24,16 @@
 namespace marlinrt::kern {
 
 template <int kAct, int kTileK, int kTileN, int kMBlocks, int kStages, int kThreads, bool kMoe,
-          int kActFn, bool kGated, bool kTopkW>
+          int kActFn, bool kGated, bool kTopkW, bool kWgmma = false>
 struct GemmConfig {
   static constexpr bool bf16 = kAct == 1;
+  // sm_90a warpgroup MMA with the layer's columns as its M side. Two warpgroups of four warps;
+  // warp w owns half w % 2 of weight strip w / 2 (32 columns), as with mma.sync at 2-4
+  // m-blocks. The two words a lane holds per k16 step are the A fragments of two m64n64k16
+  // instructions (word j: n8 tiles 2j, 2j+1 = rows g and g+8 of the warp's 16-row slice),
+  // and the block's 64 rows of A are their B operand, read from shared memory: one decode
+  // feeds 64 rows, and the tensor cores run asynchronously to the next decode.
+  static constexpr bool wgmma = kWgmma;
   static constexpr int tile_k = kTileK;
   static constexpr int tile_n = kTileN;
   static constexpr int m_blocks = kMBlocks;
@@ -58,7 +65,11 @@ struct GemmConfig {
   static constexpr int warp_sum_bytes = (warps_k - 1) * rows * kTileN * 4;
   static constexpr int reduce_bytes =
       warp_sum_bytes > kThreads * 16 ? warp_sum_bytes : kThreads * 16;
-  static constexpr int smem_bytes = kStages * stage_bytes + reduce_bytes;
+  // wgmma kernels stage their tile through shared memory for a cluster reduction: make room.
+  static constexpr int pipeline_bytes = kStages * stage_bytes + reduce_bytes;
+  static constexpr int partial_bytes = rows * kTileN * 4;
+  static constexpr int smem_bytes =
+      kWgmma && partial_bytes > pipeline_bytes ? partial_bytes : pipeline_bytes;
   // 16-byte chunks each stage copies, and how many per thread (the last round may be partial).
   static constexpr int a_chunks = a_stage_bytes / 16;
   static constexpr int b_chunks = b_stage_bytes / 16;
@@ -74,6 +85,29 @@ struct GemmConfig {
                 "warps must tile the n dimension");
   static_assert(k16_per_tile % warps_k == 0, "k16 steps must split evenly over warps");
   static_assert(!kMoe, "the MoE GEMM is not implemented yet");
+  static_assert(!kWgmma || (kMBlocks == 4 && kThreads == 256 && kTileN == 256),
+                "wgmma: two warpgroups, 64 rows, 256 columns");
+  // The accumulators: [m-block][n8 tile][4] for mma.sync, [instruction][n8 of rows][4] for
+  // wgmma (one m64n64 D fragment per instruction).
+  static constexpr int acc_outer = kWgmma ? warp_cols / 16 : kMBlocks;
+  static constexpr int acc_inner = kWgmma ? rows / 8 : warp_tiles;
+
+  // A's shared layout. mma.sync: row-major rows, 16-byte chunks XOR-swizzled by row for
+  // ldmatrix. wgmma: 8x8 core matrices [row / 8][chunk][row % 8], the no-swizzle K-major
+  // operand, and copy chunk c goes to row c % 8 so that eight neighbouring threads fill one
+  // core matrix (no bank conflicts). Either way a thread's chunks share a column.
+  static constexpr int a_chunks_per_row = kTileK / 8;
+  __device__ static int a_chunk_row(int c) {
+    return kWgmma ? c % 8 + 8 * (c / (8 * a_chunks_per_row)) : c / a_chunks_per_row;
+  }
+  __device__ static int a_chunk_col(int c) {
+    return kWgmma ? (c / 8) % a_chunks_per_row : c % a_chunks_per_row;
+  }
+  __device__ static int a_smem_offset(int r, int ch) {
+    return kWgmma ? (r / 8) * kTileK * 16 + ch * 128 + (r % 8) * 16
+                  : r * kTileK * 2 + ((ch ^ (r & 7)) * 16);
+  }
+  static_assert(!kWgmma || kThreads % (8 * a_chunks_per_row) == 0, "wgmma A chunks nest");
 };
 
 struct __align__(16) U4 {
@@ -141,7 +175,7 @@ struct StageLoader {
   const char* b_src;
   const char* s_src;
 
-  static constexpr int a_chunks_per_row = Cfg::tile_k / 8;
+  static constexpr int a_chunks_per_row = Cfg::a_chunks_per_row;
   static constexpr int b_strip_chunks = Cfg::k16_per_tile * 32;  // 512 B per k16 unit
   static constexpr int s_strip_chunks = Cfg::k16_per_tile * 4;   // 64 B per k16 unit
   static_assert(Cfg::threads % a_chunks_per_row == 0, "a thread's A chunks share a column");
@@ -174,8 +208,8 @@ struct StageLoader {
 
   __device__ void start_tile() {
     const int c = threadIdx.x;
-    const int row = at.m_tile * Cfg::rows + c / a_chunks_per_row;
-    a_col = at.kt * Cfg::tile_k + (c % a_chunks_per_row) * 8;
+    const int row = at.m_tile * Cfg::rows + Cfg::a_chunk_row(c);
+    a_col = at.kt * Cfg::tile_k + Cfg::a_chunk_col(c) * 8;
     a_src = static_cast<const char*>(p.a) + (static_cast<long long>(row) * p.lda + a_col) * 2;
     a_rows_ok = 0;
 #pragma unroll
@@ -203,16 +237,15 @@ struct StageLoader {
 
   // Issue the copies of the current unit into the stage at shared address `stage`.
   __device__ void load(u32 stage) const {
-    // A: rows x tile_k halves, XOR-swizzled by row to spread banks; rows past m and columns
-    // past k are zero-filled without reading.
+    // A: rows x tile_k halves (GemmConfig::a_smem_offset); rows past m and columns past k
+    // are zero-filled without reading.
     const bool col_ok = a_col < p.k;
 #pragma unroll
     for (int i = 0; i < Cfg::a_iters; ++i) {
       if (!owns(i, Cfg::a_chunks)) continue;
       const int c = threadIdx.x + i * Cfg::threads;
-      const int r = c / a_chunks_per_row, ch = c % a_chunks_per_row;
       const bool ok = col_ok && (a_rows_ok >> i & 1u);
-      cp_async16(stage + r * Cfg::tile_k * 2 + ((ch ^ (r & 7)) * 16),
+      cp_async16(stage + Cfg::a_smem_offset(Cfg::a_chunk_row(c), Cfg::a_chunk_col(c)),
                  ok ? a_src + chunk_offset<a_chunks_per_row>(i, a_row_bytes()) : p.a, ok ? 16 : 0);
     }
     // B: tile_n / 64 strips of k16_per_tile units, each contiguous in global memory. (No L2
@@ -238,7 +271,7 @@ struct StageLoader {
 template <class Cfg>
 struct GemmKernel {
   static constexpr bool bf16 = Cfg::bf16;
-  typedef float Acc[Cfg::m_blocks][Cfg::warp_tiles][4];
+  typedef float Acc[Cfg::acc_outer][Cfg::acc_inner][4];
 
   const GemmParams& p;
   char* smem;
@@ -292,6 +325,10 @@ struct GemmKernel {
 
   // ---- math ----------------------------------------------------------------------------
   __device__ void compute_stage(int slot, Acc& acc) const {
+    if constexpr (Cfg::wgmma) {
+      compute_stage_wgmma(slot, acc);
+      return;
+    }
     const char* s = smem + slot * Cfg::stage_bytes;
     const u32 a_base = smem_addr + slot * Cfg::stage_bytes;
     const char* sb = s + Cfg::a_stage_bytes;
@@ -347,6 +384,62 @@ struct GemmKernel {
     }
   }
 
+  // wgmma: acc[j] is instruction j's D fragment. A k16 step's A fragments are decoded while
+  // the previous step's instructions run; waiting for all but the newest group then frees
+  // the previous register set.
+  __device__ void compute_stage_wgmma(int slot, Acc& acc) const {
+#if __CUDA_ARCH__ >= 900
+    const char* s = smem + slot * Cfg::stage_bytes;
+    const char* sb = s + Cfg::a_stage_bytes;
+    const char* ss = sb + Cfg::b_stage_bytes;
+    const int g = lane / 4;
+    const int strip = wn / 2, half = wn & 1;
+    // A (the instructions' B): core matrices 128 bytes apart along k, tile_k * 16 along rows.
+    const u64 desc = wgmma_desc(smem_addr + slot * Cfg::stage_bytes, 128, Cfg::tile_k * 16);
+    // The weight and scale words of step kk, loaded one step early: the wait below is a
+    // compiler barrier, and a load issued after it would put its latency between two groups.
+    const auto words_of = [&](int kk, U2& w, u32& sc) {
+      const int unit = strip * Cfg::k16_per_tile + kk;
+      w = *reinterpret_cast<const U2*>(sb + unit * 512 + lane * 16 + half * 8);
+      sc = *reinterpret_cast<const u32*>(ss + unit * 64 + g * 8 + half * 4);
+    };
+#pragma unroll
+    for (int kk = 0; kk < Cfg::k16_per_tile; ++kk) {
+      U2 bw;
+      u32 sw;
+      words_of(kk, bw, sw);
+      const u32 words[2] = {bw.x, bw.y};
+      u32 scales[2];
+      decode_scale_pairs<bf16>(sw, scales);
+      u32 a[2][4];
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        u32 b[4];
+        if (j == 0) {
+          decode_scaled_tiles<bf16, 0>(words[j], scales, b);
+        } else {
+          decode_scaled_tiles<bf16, 1>(words[j], scales, b);
+        }
+        // B fragments (n0: k lo, k hi; n1: k lo, k hi) -> A fragment (rows g, g+8; k lo, hi).
+        a[j][0] = b[0], a[j][1] = b[2], a[j][2] = b[1], a[j][3] = b[3];
+      }
+      wgmma_fence();
+#pragma unroll
+      for (int j = 0; j < 2; ++j)
+        wgmma_m64n64k16<bf16>(acc[j], a[j], desc + static_cast<u64>(kk * 256 >> 4));
+      wgmma_commit();
+      wgmma_wait<1>();  // the previous group is done: its A registers are free
+    }
+    // All groups are done before the stage's shared memory is refilled (after the next
+    // barrier) and before finish_segment reads the accumulators. (Keeping the last group
+    // running into the next stage made ptxas spill accumulators it was still writing.)
+    wgmma_wait<0>();
+#else
+    (void)slot, (void)acc;
+    asm volatile("trap;");  // the host asks for wgmma kernels on sm_90 only
+#endif
+  }
+
   // Fragment element (mb, j, e) of this lane sits at row mb*16 + g (+8 for e >= 2) and
   // column wn*warp_cols + j*8 + 2t (+1 for odd e) of the block's tile.
   __device__ int frag_row(int mb, int e) const { return mb * 16 + lane / 4 + (e >= 2 ? 8 : 0); }
@@ -391,7 +484,26 @@ struct GemmKernel {
   }
 
   // ---- epilogue ------------------------------------------------------------------------
+  // wgmma element (j, q, e) of this lane: row 8q + 2t (+1 for odd e), column
+  // wn*32 + 16j + g (+8 for e >= 2) of the tile. Pairs (e, e+1) share a column.
+  __device__ int wg_row(int q) const { return 8 * q + (lane % 4) * 2; }
+  __device__ int wg_col(int j, int e) const {
+    return wn * 32 + 16 * j + lane / 4 + (e >= 2 ? 8 : 0);
+  }
+
   __device__ void store_tile(const Cursor& at, const Acc& acc) const {
+    if constexpr (Cfg::wgmma) {
+#pragma unroll
+      for (int j = 0; j < Cfg::acc_outer; ++j)
+#pragma unroll
+        for (int q = 0; q < Cfg::acc_inner; ++q)
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            store_one(at, wg_row(q), wg_col(j, 2 * h), acc[j][q][2 * h]);
+            store_one(at, wg_row(q) + 1, wg_col(j, 2 * h), acc[j][q][2 * h + 1]);
+          }
+      return;
+    }
 #pragma unroll
     for (int mb = 0; mb < Cfg::m_blocks; ++mb)
 #pragma unroll
@@ -427,9 +539,33 @@ struct GemmKernel {
     }
   }
 
+  // Output (row, col) alone: a wgmma fragment's neighbours are rows, not columns.
+  __device__ void store_one(const Cursor& at, int r, int c, float x) const {
+    typedef unsigned short h16;
+    const int row = at.m_tile * Cfg::rows + r;
+    const int col = at.n_tile * Cfg::tile_n + c;
+    if (row >= p.m || col >= p.n) return;
+    x *= p.global_scale;
+    if (p.bias) x += to_float<bf16>(static_cast<const h16*>(p.bias)[col]);
+    static_cast<h16*>(p.c)[static_cast<long long>(row) * p.ldc + col] =
+        static_cast<h16>(pack2<bf16>(x, 0.f) & 0xFFFF);
+  }
+
   // The accumulators' first valid_rows rows as a row-major rows x tile_n fp32 partial at
   // `dst` (global workspace or shared memory).
   __device__ void write_partial(float* dst, int valid_rows, const Acc& acc) const {
+    if constexpr (Cfg::wgmma) {
+#pragma unroll
+      for (int j = 0; j < Cfg::acc_outer; ++j)
+#pragma unroll
+        for (int q = 0; q < Cfg::acc_inner; ++q)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int r = wg_row(q) + (e & 1);
+            if (r < valid_rows) dst[r * Cfg::tile_n + wg_col(j, e)] = acc[j][q][e];
+          }
+      return;
+    }
 #pragma unroll
     for (int mb = 0; mb < Cfg::m_blocks; ++mb)
 #pragma unroll
@@ -636,6 +772,7 @@ struct GemmKernel {
     int segment = 0;  // finish_segment calls so far
     for (int i = 0; i < count; ++i) {
       cp_async_wait<Cfg::stages - 2>();
+      if constexpr (Cfg::wgmma) fence_proxy_async_shared();
       __syncthreads();
       if (i == 0) trace(kTraceFirstData);
       if (i + Cfg::stages - 1 < count) {
@@ -664,11 +801,11 @@ struct GemmKernel {
 
   __device__ static void zero(Acc& acc) {
 #pragma unroll
-    for (int mb = 0; mb < Cfg::m_blocks; ++mb)
+    for (int o = 0; o < Cfg::acc_outer; ++o)
 #pragma unroll
-      for (int j = 0; j < Cfg::warp_tiles; ++j)
+      for (int j = 0; j < Cfg::acc_inner; ++j)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) acc[mb][j][e] = 0.f;
+        for (int e = 0; e < 4; ++e) acc[o][j][e] = 0.f;
   }
 };
 

@@ -57,6 +57,60 @@ __device__ __forceinline__ void mma_16816(float (&d)[4], const u32 (&a)[4], u32 
   }
 }
 
+// ---- wgmma (sm_90a): warpgroup MMA with A in registers, B in shared memory ----------------
+// A shared-memory operand without swizzle: 8-row x 16-byte core matrices (128 contiguous
+// bytes each), `lbo` bytes apart along K and `sbo` bytes apart along M/N.
+__device__ __forceinline__ u64 wgmma_desc(u32 smem_addr, u32 lbo, u32 sbo) {
+  return static_cast<u64>((smem_addr & 0x3FFFFu) >> 4) | static_cast<u64>(lbo >> 4) << 16 |
+         static_cast<u64>(sbo >> 4) << 32;
+}
+
+// Orders this thread's register writes (A fragments, accumulators) before later wgmmas.
+__device__ __forceinline__ void wgmma_fence() {
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ void wgmma_commit() {
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+}
+// Waits until at most N committed groups are pending (their registers are then free).
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+// Shared-memory writes of the generic proxy (cp.async, st.shared) become visible to the
+// async proxy that wgmma reads through.
+__device__ __forceinline__ void fence_proxy_async_shared() {
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+
+// D[64 x 64] += A[64 x 16] * B[16 x 64], f32 accumulators. Warp w of the warpgroup holds
+// rows 16w..16w+15 of A as an m16n8k16 A fragment and of D as eight m16n8 C fragments
+// (d[j]: columns 8j..8j+7). B is K-major (each column's 16 k contiguous) at `desc`.
+#define MARLINRT_WGMMA_M64N64K16(type)                                                            \
+  asm volatile(                                                                                   \
+      "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"                                                  \
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32." type "." type                                 \
+      " "                                                                                         \
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, "    \
+      "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, "  \
+      "%36, p, 1, 1, 0;\n}\n"                                                                     \
+      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), \
+        "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), \
+        "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), \
+        "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), \
+        "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), \
+        "+f"(d[7][2]), "+f"(d[7][3])                                                              \
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc))
+template <bool kBf16>
+__device__ __forceinline__ void wgmma_m64n64k16(float (&d)[8][4], const u32 (&a)[4], u64 desc) {
+  if constexpr (kBf16) {
+    MARLINRT_WGMMA_M64N64K16("bf16");
+  } else {
+    MARLINRT_WGMMA_M64N64K16("f16");
+  }
+}
+#undef MARLINRT_WGMMA_M64N64K16
+
 // Packed 16-bit multiply a * (half kHalf of s in both lanes), as an fma with -0 so that +0
 // products stay +0. The broadcast is written as a 16-bit move so that ptxas folds it into the
 // multiply's operand selector (.H0_H0 / .H1_H1) rather than spending a PRMT on it.

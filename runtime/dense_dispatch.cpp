@@ -22,6 +22,7 @@ struct TileChoice {
   // blocks shorten the stripes, and past ~8 sharers the last arriver's sum of their partials
   // outweighs the gain (2688x3712 M = 16, 25 sharers: 14.6 -> 18.2 us on H200).
   int max_sharers = 0;
+  bool wgmma = false;  // sm_90 only (GemmTile::wgmma)
 };
 
 // A preference list with the fallbacks appended: 64-deep tiles divide every padded shape
@@ -53,8 +54,8 @@ constexpr auto kTwoMBlocks = with_fallbacks<4>(
 // which keep more blocks busy (H200, 128x64 with 4 warps vs the old choice: 4096x4096 M = 64
 // 29.0 -> 18.8 us, 6144x4096 31.5 -> 25.0, 10304x2688 M = 256 86.8 -> 64.1, but 10240x8192
 // M = 4096 2234 -> 2831 and 57344x8192 M = 256 769 -> 815).
-constexpr auto kLargeM =
-    with_fallbacks<3>({{{128, 256, 256, 60}, {128, 64, 128, 0}, {128, 128, 256, 0}}});
+constexpr auto kLargeM = with_fallbacks<4>(
+    {{{128, 256, 256, 0, 0, true}, {128, 256, 256, 60}, {128, 64, 128, 0}, {128, 128, 256, 0}}});
 
 constexpr int kMaxStages = 4;
 
@@ -137,6 +138,13 @@ void fit_clusters(DensePlan& plan, std::span<const int> resident) {
   if (!fits) plan.cluster_blocks = 1;
 }
 
+DenseMma parse_dense_mma(std::string_view value) {
+  if (value.empty() || value == "auto") return DenseMma::automatic;
+  if (value == "sync") return DenseMma::sync;
+  if (value == "wgmma") return DenseMma::wgmma;
+  fail(Status::invalid_argument, "MARLINRT_DENSE_MMA='{}': expected auto, sync or wgmma", value);
+}
+
 bool parse_dense_clusters(std::string_view value) {
   if (value.empty() || value == "on") return true;
   if (value == "off") return false;
@@ -148,6 +156,7 @@ int gemm_warp_cols(int m_blocks) { return m_blocks == 1 ? 64 : 32; }
 int gemm_blocks_per_sm(const GemmTile& t) { return (t.m_blocks <= 2 ? 512 : 256) / t.threads; }
 
 bool gemm_tile_valid(const GemmTile& t) {
+  if (t.wgmma) return t.m_blocks == 4 && t.threads == 256 && t.tile_n == 256;
   const int warps = t.threads / 32, warps_n = t.tile_n / gemm_warp_cols(t.m_blocks);
   if ((t.threads != 128 && t.threads != 256) || warps_n < 1 || warps % warps_n != 0) return false;
   return (t.tile_k / 16) % (warps / warps_n) == 0;
@@ -159,7 +168,9 @@ int gemm_smem_bytes(const GemmTile& t) {
   const int warps_k = warps / warps_n;
   const int stage = rows * t.tile_k * 2 + t.tile_k * t.tile_n / 2 + t.tile_k * t.tile_n / 16;
   const int warp_sums = (warps_k - 1) * rows * t.tile_n * 4;
-  return t.stages * stage + std::max(warp_sums, t.threads * 16);
+  const int pipeline = t.stages * stage + std::max(warp_sums, t.threads * 16);
+  // wgmma kernels keep room for a whole fp32 partial (the cluster reduction's).
+  return t.wgmma ? std::max(pipeline, rows * t.tile_n * 4) : pipeline;
 }
 
 DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padded, DType act,
@@ -168,13 +179,22 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
     const char* value = std::getenv("MARLINRT_DENSE_TILE");
     return parse_dense_tile_override(value != nullptr ? value : "");
   }();
-  return plan_dense(m, n_padded, k_padded, act, arch, sm_count, smem_limit, from_env);
+  static const DenseMma mma = [] {
+    const char* value = std::getenv("MARLINRT_DENSE_MMA");
+    return parse_dense_mma(value != nullptr ? value : "");
+  }();
+  return plan_dense(m, n_padded, k_padded, act, arch, sm_count, smem_limit, from_env, mma);
 }
 
 DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padded, DType act,
                      int arch, int sm_count, int smem_limit,
-                     const std::optional<DenseTileOverride>& tile_override) {
+                     const std::optional<DenseTileOverride>& tile_override, DenseMma mma) {
   const int m_blocks = static_cast<int>(std::clamp<std::int64_t>((m + 15) / 16, 1, 4));
+  // The warpgroup MMA can serve 4 m-blocks on sm_90. It is opt-in: measured slower than
+  // mma.sync so far (docs/perf-notes.md, session 9).
+  const bool wgmma_ok = arch == 90 && m_blocks == 4 && mma == DenseMma::wgmma;
+  // Forced only where a wgmma tile divides the shape; elsewhere mma.sync serves.
+  const bool wgmma_only = wgmma_ok && mma == DenseMma::wgmma && n_padded % 256 == 0;
   // A view, not a copy: linear() plans every call.
   std::span<const TileChoice> choices = m_blocks == 1   ? std::span<const TileChoice>(kOneMBlock)
                                         : m_blocks == 2 ? std::span<const TileChoice>(kTwoMBlocks)
@@ -192,10 +212,19 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
             : (tile_override->tile_k == 64 && tile_override->tile_n == 64 ? 128 : 256);
     forced = {static_cast<std::uint16_t>(tile_override->tile_k),
               static_cast<std::uint16_t>(tile_override->tile_n),
-              static_cast<std::uint16_t>(threads), 0};
-    const GemmTile check{forced.tile_k, forced.tile_n, static_cast<std::uint8_t>(m_blocks), 2,
-                         forced.threads};
+              static_cast<std::uint16_t>(threads),
+              0,
+              0,
+              wgmma_only};
+    const GemmTile check{forced.tile_k,  forced.tile_n, static_cast<std::uint8_t>(m_blocks), 2,
+                         forced.threads, forced.wgmma};
     if (!gemm_tile_valid(check)) {
+      if (forced.wgmma) {
+        fail(Status::invalid_argument,
+             "MARLINRT_DENSE_TILE asks for {}x{} tiles with {} threads, but the wgmma kernel "
+             "(MARLINRT_DENSE_MMA=wgmma) takes 256-column tiles with 256 threads",
+             forced.tile_k, forced.tile_n, threads);
+      }
       fail(Status::invalid_argument,
            "MARLINRT_DENSE_TILE asks for {}x{} tiles with {} threads, which the kernel cannot "
            "split over its warps at {} m-blocks ({} columns per warp)",
@@ -205,7 +234,9 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
   }
   for (const auto& c : choices) {
     if (n_padded % c.tile_n || k_padded % c.tile_k) continue;
-    const GemmTile shape{c.tile_k, c.tile_n, static_cast<std::uint8_t>(m_blocks), 2, c.threads};
+    if (c.wgmma ? !wgmma_ok : wgmma_only) continue;
+    const GemmTile shape{c.tile_k, c.tile_n,  static_cast<std::uint8_t>(m_blocks),
+                         2,        c.threads, c.wgmma};
     if (!gemm_tile_valid(shape)) continue;
     const int default_per_sm = gemm_blocks_per_sm(shape);
     const int wanted_per_sm = tile_override && tile_override->blocks_per_sm

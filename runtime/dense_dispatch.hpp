@@ -75,18 +75,25 @@ std::optional<DenseTileOverride> parse_dense_tile_override(std::string_view valu
 // re-cutting the stripes into fewer, longer ones that fit as clusters of 4 (11.0 -> 12.8 us).
 void fit_clusters(DensePlan& plan, std::span<const int> resident);
 
+// Which tensor-core instruction the 4-m-block kernels use on sm_90 (MARLINRT_DENSE_MMA):
+// "auto" (the built-in choice), "sync" (mma.sync only) or "wgmma" (the warpgroup MMA only).
+enum class DenseMma { automatic, sync, wgmma };
+// Throws invalid_argument naming the variable for anything but auto, sync, wgmma or empty.
+DenseMma parse_dense_mma(std::string_view value);
 // MARLINRT_DENSE_CLUSTERS: "on" (default) or "off" (always the workspace reduction, for
 // measuring). Throws invalid_argument naming the variable for any other value.
 bool parse_dense_clusters(std::string_view value);
 
 // The plan for y[m, n] = x[m, k] W^T with the padded extents of the prepared weight.
-// MARLINRT_DENSE_TILE (read once per process), when set, replaces the choice: a shape the
-// tile does not divide, or shared memory it does not fit, is an error naming the variable.
+// MARLINRT_DENSE_TILE and MARLINRT_DENSE_MMA (read once per process), when set, replace the
+// choice: a shape the tile does not divide, or shared memory it does not fit, is an error
+// naming the variable.
 DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padded, DType act,
                      int arch, int sm_count, int smem_limit);
-// The same with an explicit override (nullopt: the built-in choice).
+// The same with explicit overrides (nullopt, automatic: the built-in choice).
 DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padded, DType act,
                      int arch, int sm_count, int smem_limit,
-                     const std::optional<DenseTileOverride>& tile_override);
+                     const std::optional<DenseTileOverride>& tile_override,
+                     DenseMma mma = DenseMma::automatic);
 
 }  // namespace marlinrt::detail

@@ -84,6 +84,10 @@ int parse_arch(std::string_view text) {
 
 std::string arch_name(int arch) { return fmt::format("sm_{}", arch); }
 
+std::string compile_target(const KernelKey& key) {
+  return key.kind == KernelKind::gemm && key.tile.wgmma ? "sm_90a" : arch_name(key.arch);
+}
+
 void KernelKey::validate() const {
   bool arch_ok = false;
   for (int a : kArchs) arch_ok |= a == arch;
@@ -123,6 +127,12 @@ void KernelKey::validate() const {
   if (t.threads != 128 && t.threads != 256) {
     fail(Status::invalid_argument, "kernel key: {} threads (expected 128 or 256)", t.threads);
   }
+  if (t.wgmma && (arch != 90 || t.m_blocks != 4 || t.threads != 256 || t.tile_n != 256)) {
+    fail(Status::invalid_argument,
+         "kernel key: wgmma kernels are sm_90 only, with 4 m-blocks, 256 threads and 256-column "
+         "tiles (got {}, m{}, w{}, t{}x{})",
+         arch_name(arch), t.m_blocks, t.threads, t.tile_k, t.tile_n);
+  }
 }
 
 std::string KernelKey::to_string() const {
@@ -134,9 +144,9 @@ std::string KernelKey::to_string() const {
     if (gated) mode += "-gated";
     if (topk_weight) mode += "-topkw";
   }
-  return fmt::format("gemm/e2m1/g{}/{}/{}/t{}x{}/m{}/s{}/w{}/{}", group_size,
+  return fmt::format("gemm/e2m1/g{}/{}/{}/t{}x{}/m{}/s{}/w{}/{}{}", group_size,
                      dtype_name(activation_dtype), mode, tile.tile_k, tile.tile_n, tile.m_blocks,
-                     tile.stages, tile.threads, arch_name(arch));
+                     tile.stages, tile.threads, tile.wgmma ? "wgmma/" : "", arch_name(arch));
 }
 
 KernelKey KernelKey::parse(std::string_view text) {
@@ -152,8 +162,11 @@ KernelKey KernelKey::parse(std::string_view text) {
     return key;
   }
   if (head != "gemm") bad_key(text, fmt::format("unknown kernel kind '{}'", head));
-  if (parts.size() != 10)
-    bad_key(text, fmt::format("a gemm key has 10 parts, got {}", parts.size()));
+  // 10 parts, or 11 with "wgmma" before the arch.
+  if (parts.size() != 10 && parts.size() != 11)
+    bad_key(text, fmt::format("a gemm key has 10 parts (11 with wgmma), got {}", parts.size()));
+  if (parts.size() == 11 && parts[9] != "wgmma")
+    bad_key(text, fmt::format("part 10 of 11 must be 'wgmma', got '{}'", parts[9]));
   if (parts[1] != "e2m1") bad_key(text, fmt::format("unknown scalar type '{}'", parts[1]));
   unsigned v = 0, w = 0;
   if (!parse_number(parts[2], "g", v) || v > 255) bad_key(text, "group size must look like g16");
@@ -199,13 +212,14 @@ KernelKey KernelKey::parse(std::string_view text) {
   key.tile.stages = static_cast<std::uint8_t>(v);
   if (!parse_number(parts[8], "w", v) || v > 65535) bad_key(text, "threads must look like w256");
   key.tile.threads = static_cast<std::uint16_t>(v);
-  key.arch = parse_arch(parts[9]);
+  key.tile.wgmma = parts.size() == 11;
+  key.arch = parse_arch(parts.back());
   key.validate();
   return key;
 }
 
 std::uint64_t KernelKey::packed() const {
-  // 52 bits in all; see the field widths below. Only meaningful for valid keys.
+  // 53 bits in all; see the field widths below. Only meaningful for valid keys.
   std::uint64_t p = 0;
   auto put = [&p](std::uint64_t value, int bits) {
     p = (p << bits) | (value & ((1u << bits) - 1));
@@ -223,6 +237,7 @@ std::uint64_t KernelKey::packed() const {
   put(tile.m_blocks, 3);
   put(tile.stages, 4);
   put(tile.threads / 32u, 4);
+  put(tile.wgmma, 1);
   put(static_cast<unsigned>(arch), 8);
   return p;
 }

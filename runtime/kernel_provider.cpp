@@ -142,7 +142,7 @@ struct KernelProvider::Impl {
   PreparedUnit prepare(const KernelKey& key) const {
     PreparedUnit unit;
     unit.source = sources.render(key);
-    unit.options = nvrtc_options(key.arch, options.nvrtc);
+    unit.options = nvrtc_options(compile_target(key), options.nvrtc);
     const std::string label = key.to_string();
     unit.cache_key = make_cache_key({.label = label,
                                      .templates = sources.headers,

@@ -91,8 +91,12 @@ NvrtcUserOptions NvrtcUserOptions::from_env() {
 
 std::vector<std::string> nvrtc_options(int arch, const NvrtcUserOptions& user) {
   // arch_name() of a validated arch; a bad one would fail in NVRTC with a clear log anyway.
+  return nvrtc_options(arch_name(arch), user);
+}
+
+std::vector<std::string> nvrtc_options(std::string_view target, const NvrtcUserOptions& user) {
   std::vector<std::string> options = {
-      fmt::format("--gpu-architecture={}", arch_name(arch)),
+      fmt::format("--gpu-architecture={}", target),
       "-std=c++17",
       "-default-device",
   };

@@ -25,6 +25,8 @@ struct NvrtcUserOptions {
 // The canonical option list (part of every cache key): --gpu-architecture=sm_XX,
 // -std=c++17, -default-device, [-lineinfo], then the user's extra options in order.
 std::vector<std::string> nvrtc_options(int arch, const NvrtcUserOptions& user);
+// The same for a target name: "sm_90", or "sm_90a" for kernels using arch-specific features.
+std::vector<std::string> nvrtc_options(std::string_view target, const NvrtcUserOptions& user);
 
 // "13.0": nvrtcVersion() of the NVRTC library loaded in this process.
 const std::string& nvrtc_version();

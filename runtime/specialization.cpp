@@ -29,7 +29,7 @@ std::string render_gemm(const KernelKey& key) {
   return fmt::format(
       "#include \"gemm.cuh\"\n"
       "typedef marlinrt::kern::GemmConfig<{act}, {tile_k}, {tile_n}, {m_blocks}, {stages}, "
-      "{threads}, {moe}, {actfn}, {gated}, {topkw}> Cfg;\n"
+      "{threads}, {moe}, {actfn}, {gated}, {topkw}, {wgmma}> Cfg;\n"
       "extern \"C\" __global__ void __launch_bounds__(Cfg::threads, Cfg::min_blocks_per_sm) "
       "marlinrt_kernel(const marlinrt::kern::GemmParams params) {{\n"
       "  marlinrt::kern::gemm_kernel<Cfg>(params);\n"
@@ -39,7 +39,8 @@ std::string render_gemm(const KernelKey& key) {
       fmt::arg("m_blocks", static_cast<int>(t.m_blocks)),
       fmt::arg("stages", static_cast<int>(t.stages)), fmt::arg("moe", boolean(key.moe)),
       fmt::arg("actfn", activation_function_code(key.activation)),
-      fmt::arg("gated", boolean(key.gated)), fmt::arg("topkw", boolean(key.topk_weight)));
+      fmt::arg("gated", boolean(key.gated)), fmt::arg("topkw", boolean(key.topk_weight)),
+      fmt::arg("wgmma", boolean(t.wgmma)));
 }
 
 // A helper kernel: `header` defines `params_type` and the device function `entry`.

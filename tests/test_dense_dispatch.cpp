@@ -106,17 +106,48 @@ TEST_CASE("prebuild keys of a shape are exactly the plans' keys", "[dispatch]") 
     CHECK(std::find(keys.begin(), keys.end(), plan.key) != keys.end());
   }
   CHECK(dense_keys_for_shape(6144, 4096, DType::f16, 90, 132, 1).size() == 1);
-  // With 4 m-blocks the tile depends on the number of m-tiles (128x64 for few, 128x256 for
-  // many): prebuild must produce both.
-  const auto big = dense_keys_for_shape(10240, 8192, DType::bf16, 90, 132, 16384);
-  const auto small_m = plan_dense(64, 10240, 8192, DType::bf16, 90, 132, 232448);
-  const auto large_m = plan_dense(16384, 10240, 8192, DType::bf16, 90, 132, 232448);
+  // With 4 m-blocks the mma.sync tile depends on the number of m-tiles (128x64 for few,
+  // 128x256 for many): prebuild must produce both.
+  const auto big = dense_keys_for_shape(10240, 8192, DType::bf16, 80, 108, 16384);
+  const auto small_m = plan_dense(64, 10240, 8192, DType::bf16, 80, 108, 166912);
+  const auto large_m = plan_dense(16384, 10240, 8192, DType::bf16, 80, 108, 166912);
   CHECK(small_m.key.tile.tile_n != large_m.key.tile.tile_n);
   for (std::int64_t m : {49, 64, 65, 256, 1000, 4096, 9999, 16384}) {
     INFO("m " << m);
-    const auto plan = plan_dense(m, 10240, 8192, DType::bf16, 90, 132, 232448);
+    const auto plan = plan_dense(m, 10240, 8192, DType::bf16, 80, 108, 166912);
     CHECK(std::find(big.begin(), big.end(), plan.key) != big.end());
+    const auto hopper = dense_keys_for_shape(10240, 8192, DType::bf16, 90, 132, 16384);
+    const auto on_90 = plan_dense(m, 10240, 8192, DType::bf16, 90, 132, 232448);
+    CHECK(std::find(hopper.begin(), hopper.end(), on_90.key) != hopper.end());
   }
+}
+
+TEST_CASE("MARLINRT_DENSE_MMA=wgmma gives 4 m-blocks on sm_90 the warpgroup MMA", "[dispatch]") {
+  const auto plan = [](std::int64_t m, int arch, DenseMma mma) {
+    return plan_dense(m, 8192, 8192, DType::bf16, arch, 132, 232448, std::nullopt, mma).key.tile;
+  };
+  CHECK(plan(64, 90, DenseMma::wgmma).wgmma);
+  CHECK_FALSE(plan(64, 90, DenseMma::automatic).wgmma);  // opt-in for now
+  // N = 2688 is no multiple of the 256-column wgmma tile: mma.sync serves it.
+  CHECK_FALSE(
+      plan_dense(64, 2688, 4096, DType::bf16, 90, 132, 232448, std::nullopt, DenseMma::wgmma)
+          .key.tile.wgmma);
+  CHECK(plan(4096, 90, DenseMma::wgmma).wgmma);
+  CHECK_FALSE(plan(64, 90, DenseMma::sync).wgmma);
+  CHECK_FALSE(plan(4096, 80, DenseMma::wgmma).wgmma);  // sm_90 only
+  CHECK_FALSE(plan(48, 90, DenseMma::wgmma).wgmma);    // 3 m-blocks: mma.sync
+  const auto forced = plan_dense(64, 8192, 8192, DType::bf16, 90, 132, 232448,
+                                 DenseTileOverride{64, 256, 0}, DenseMma::wgmma);
+  CHECK(forced.key.tile.wgmma);
+  CHECK(forced.key.tile.tile_k == 64);
+  CHECK_THROWS_WITH(plan_dense(64, 8192, 8192, DType::bf16, 90, 132, 232448,
+                               DenseTileOverride{128, 128, 0}, DenseMma::wgmma),
+                    Catch::Contains("256-column tiles"));
+  CHECK(parse_dense_mma("") == DenseMma::automatic);
+  CHECK(parse_dense_mma("sync") == DenseMma::sync);
+  CHECK(parse_dense_mma("wgmma") == DenseMma::wgmma);
+  CHECK_THROWS_WITH(parse_dense_mma("tcgen05"), Catch::Contains("MARLINRT_DENSE_MMA") &&
+                                                    Catch::Contains("auto, sync or wgmma"));
 }
 
 TEST_CASE("the GEMM and repack templates compile with NVRTC for sm_80..sm_90",

@@ -32,6 +32,14 @@ TEST_CASE("kernel key text round-trips", "[key]") {
   CHECK(moe.to_string() == "gemm/e2m1/g16/f16/moe-silu-gated-topkw/t128x128/m4/s4/w256/sm_80");
   CHECK(KernelKey::parse(moe.to_string()) == moe);
 
+  KernelKey wgmma = k;
+  wgmma.tile.tile_n = 256;
+  wgmma.tile.wgmma = true;
+  CHECK(wgmma.to_string() == "gemm/e2m1/g16/bf16/dense/t128x256/m4/s4/w256/wgmma/sm_90");
+  CHECK(KernelKey::parse(wgmma.to_string()) == wgmma);
+  CHECK(compile_target(wgmma) == "sm_90a");
+  CHECK(compile_target(k) == "sm_90");
+
   KernelKey repack;
   repack.kind = KernelKind::repack_weights;
   repack.arch = 86;
@@ -84,6 +92,12 @@ TEST_CASE("packed keys differ whenever a field differs", "[key]") {
   }
   {
     auto k = base;
+    k.tile.tile_n = 256;  // added above; the same tile with wgmma must differ
+    k.tile.wgmma = true;
+    add(k);
+  }
+  {
+    auto k = base;
     k.moe = true;
     add(k);
     k.activation = Activation::relu2;
@@ -114,6 +128,10 @@ TEST_CASE("bad keys and arch strings are rejected with a message", "[key]") {
   };
   rejects("", "unknown kernel kind");
   rejects("gemm/e2m1/g16/bf16/dense/t128x128/m4/s4/w256", "10 parts");
+  rejects("gemm/e2m1/g16/bf16/dense/t128x256/m4/s4/w256/mma/sm_90", "must be 'wgmma'");
+  rejects("gemm/e2m1/g16/bf16/dense/t128x256/m4/s4/w256/wgmma/sm_80", "sm_90 only");
+  rejects("gemm/e2m1/g16/bf16/dense/t128x128/m4/s4/w256/wgmma/sm_90", "256-column");
+  rejects("gemm/e2m1/g16/bf16/dense/t128x256/m2/s4/w256/wgmma/sm_90", "4 m-blocks");
   rejects("gemm/int4/g16/bf16/dense/t128x128/m4/s4/w256/sm_90", "scalar type");
   rejects("gemm/e2m1/g32/bf16/dense/t128x128/m4/s4/w256/sm_90", "group size 32");
   rejects("gemm/e2m1/g16/f32/dense/t128x128/m4/s4/w256/sm_90", "activation dtype");

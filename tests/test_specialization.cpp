@@ -32,7 +32,8 @@ KernelKey helper_key(KernelKind kind, int arch = 90) {
 TEST_CASE("a dense gemm key renders exactly the documented unit", "[jit]") {
   CHECK(render_unit(gemm_key()) ==
         "#include \"gemm.cuh\"\n"
-        "typedef marlinrt::kern::GemmConfig<1, 128, 128, 4, 4, 256, false, 0, false, false> Cfg;\n"
+        "typedef marlinrt::kern::GemmConfig<1, 128, 128, 4, 4, 256, false, 0, false, false, false> "
+        "Cfg;\n"
         "extern \"C\" __global__ void __launch_bounds__(Cfg::threads, Cfg::min_blocks_per_sm) "
         "marlinrt_kernel(const marlinrt::kern::GemmParams params) {\n"
         "  marlinrt::kern::gemm_kernel<Cfg>(params);\n"
@@ -48,13 +49,14 @@ TEST_CASE("a MoE gemm key renders its epilogue flags", "[jit]") {
   k.tile = {64, 256, 2, 3, 128};
   const std::string unit = render_unit(k);
   CHECK_THAT(unit, Catch::Contains("__launch_bounds__(Cfg::threads, Cfg::min_blocks_per_sm)"));
-  CHECK_THAT(unit, Catch::Contains("GemmConfig<0, 64, 256, 2, 3, 128, true, 2, false, true>"));
+  CHECK_THAT(unit,
+             Catch::Contains("GemmConfig<0, 64, 256, 2, 3, 128, true, 2, false, true, false>"));
 
   k.activation = Activation::silu;
   k.gated = true;
   k.topk_weight = false;
   CHECK_THAT(render_unit(k),
-             Catch::Contains("GemmConfig<0, 64, 256, 2, 3, 128, true, 1, true, false>"));
+             Catch::Contains("GemmConfig<0, 64, 256, 2, 3, 128, true, 1, true, false, false>"));
 }
 
 TEST_CASE("every gemm field changes the rendered unit", "[jit]") {
@@ -94,6 +96,13 @@ TEST_CASE("every gemm field changes the rendered unit", "[jit]") {
     auto k = base;
     k.tile.threads = 128;
     add(k, "threads");
+  }
+  {
+    auto k = base;
+    k.tile.tile_n = 256;
+    k.tile.wgmma = true;
+    k.arch = 90;
+    add(k, "wgmma");
   }
   auto moe = base;
   moe.moe = true;

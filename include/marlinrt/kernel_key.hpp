@@ -3,6 +3,7 @@
 // A key has a canonical text form, e.g.
 //   gemm/e2m1/g16/bf16/dense/t128x128/m4/s4/w256/sm_90
 //   gemm/e2m1/g16/f16/moe-relu2-topkw/t64x256/m4/s4/w256/sm_80
+//   gemm/e2m1/g16/bf16/dense/t128x256/m4/s4/w256/wgmma/sm_90
 //   repack_weights/sm_90
 // to_string() and parse() round-trip, and packed() is a 64-bit value that is
 // unique per key (used as the launch-table index; no strings on the hot path).
@@ -31,13 +32,15 @@ enum class ScalarType : std::uint8_t { e2m1 = 0 };
 enum class Activation : std::uint8_t { none = 0, silu = 1, relu2 = 2 };
 
 // Tile of one thread block: tile_k x tile_n weights, 16*m_blocks rows of A,
-// `stages` deep cp.async pipeline, `threads` per block.
+// `stages` deep cp.async pipeline, `threads` per block. `wgmma`: the sm_90a warpgroup MMA
+// (compiled for sm_90a) instead of mma.sync; key text ".../w256/wgmma/sm_90".
 struct GemmTile {
   std::uint16_t tile_k = 0;
   std::uint16_t tile_n = 0;
   std::uint8_t m_blocks = 0;
   std::uint8_t stages = 0;
   std::uint16_t threads = 0;
+  bool wgmma = false;
 
   friend bool operator==(const GemmTile&, const GemmTile&) = default;
 };
@@ -64,6 +67,9 @@ struct KernelKey {
 
   friend bool operator==(const KernelKey&, const KernelKey&) = default;
 };
+
+// The NVRTC target of a key: its arch, or sm_90a for wgmma kernels.
+std::string compile_target(const KernelKey& key);
 
 // "sm_90" <-> 90. parse_arch throws for anything that is not sm_80..sm_121
 // (the CUDA 13 NVRTC targets this library accepts).
