@@ -403,11 +403,14 @@ struct GemmKernel {
       w = *reinterpret_cast<const U2*>(sb + unit * 512 + lane * 16 + half * 8);
       sc = *reinterpret_cast<const u32*>(ss + unit * 64 + g * 8 + half * 4);
     };
+    U2 next_w;
+    u32 next_s;
+    words_of(0, next_w, next_s);
 #pragma unroll
     for (int kk = 0; kk < Cfg::k16_per_tile; ++kk) {
-      U2 bw;
-      u32 sw;
-      words_of(kk, bw, sw);
+      const U2 bw = next_w;
+      const u32 sw = next_s;
+      if (kk + 1 < Cfg::k16_per_tile) words_of(kk + 1, next_w, next_s);
       const u32 words[2] = {bw.x, bw.y};
       u32 scales[2];
       decode_scale_pairs<bf16>(sw, scales);
@@ -431,8 +434,9 @@ struct GemmKernel {
       wgmma_wait<1>();  // the previous group is done: its A registers are free
     }
     // All groups are done before the stage's shared memory is refilled (after the next
-    // barrier) and before finish_segment reads the accumulators. (Keeping the last group
-    // running into the next stage made ptxas spill accumulators it was still writing.)
+    // barrier) and before anything reads the accumulators. Keeping the last group running
+    // into the next stage gave wrong results: ptxas moves accumulator registers between
+    // iterations as if the asm had written them already (docs/perf-notes.md, session 9).
     wgmma_wait<0>();
 #else
     (void)slot, (void)acc;
@@ -633,9 +637,10 @@ struct GemmKernel {
       // A thread sums kBatch of its items at once, sharer by sharer: their loads are
       // independent, so a tile of 64 rows waits for `sharers` L2 round trips instead of
       // items/threads chains of them (2688x4096 M = 64, 7 sharers: 6.4 us in the trace).
-      // With 1-2 m-blocks the batch's registers would spill the main loop's (128 at most);
-      // there the sharer loop is unrolled instead.
-      constexpr int kBatch = Cfg::m_blocks <= 2 ? 1 : 8;
+      // With 1-2 m-blocks the batch's registers would spill the main loop's (128 at most),
+      // and the wgmma kernel's too (its wgmma loop then spilled its loader state): there the
+      // sharer loop is unrolled instead.
+      constexpr int kBatch = Cfg::m_blocks <= 2 || Cfg::wgmma ? 1 : 8;
       static_assert(Cfg::threads % quads_per_row == 0, "a thread's items share a column");
       for (int q0 = threadIdx.x; q0 < items; q0 += kBatch * Cfg::threads) {
         // Item q0 + i * threads lies i * threads / quads_per_row rows below item q0.

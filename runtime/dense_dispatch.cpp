@@ -54,8 +54,12 @@ constexpr auto kTwoMBlocks = with_fallbacks<4>(
 // which keep more blocks busy (H200, 128x64 with 4 warps vs the old choice: 4096x4096 M = 64
 // 29.0 -> 18.8 us, 6144x4096 31.5 -> 25.0, 10304x2688 M = 256 86.8 -> 64.1, but 10240x8192
 // M = 4096 2234 -> 2831 and 57344x8192 M = 256 769 -> 815).
-constexpr auto kLargeM = with_fallbacks<4>(
-    {{{128, 256, 256, 0, 0, true}, {128, 256, 256, 60}, {128, 64, 128, 0}, {128, 128, 256, 0}}});
+// The wgmma kernel (opt-in) prefers 256-deep k tiles: half the stage drains.
+constexpr auto kLargeM = with_fallbacks<5>({{{256, 256, 256, 0, 0, true},
+                                             {128, 256, 256, 0, 0, true},
+                                             {128, 256, 256, 60},
+                                             {128, 64, 128, 0},
+                                             {128, 128, 256, 0}}});
 
 constexpr int kMaxStages = 4;
 
@@ -193,8 +197,12 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
   // The warpgroup MMA can serve 4 m-blocks on sm_90. It is opt-in: measured slower than
   // mma.sync so far (docs/perf-notes.md, session 9).
   const bool wgmma_ok = arch == 90 && m_blocks == 4 && mma == DenseMma::wgmma;
-  // Forced only where a wgmma tile divides the shape; elsewhere mma.sync serves.
-  const bool wgmma_only = wgmma_ok && mma == DenseMma::wgmma && n_padded % 256 == 0;
+  // Forced only where a wgmma tile divides the shape; elsewhere mma.sync serves. (With an
+  // override, gemm_tile_valid below explains a tile the wgmma kernel cannot take.)
+  const bool wgmma_only =
+      wgmma_ok && std::any_of(kLargeM.begin(), kLargeM.end(), [&](const TileChoice& c) {
+        return c.wgmma && n_padded % c.tile_n == 0 && k_padded % c.tile_k == 0;
+      });
   // A view, not a copy: linear() plans every call.
   std::span<const TileChoice> choices = m_blocks == 1   ? std::span<const TileChoice>(kOneMBlock)
                                         : m_blocks == 2 ? std::span<const TileChoice>(kTwoMBlocks)

@@ -128,6 +128,10 @@ TEST_CASE("MARLINRT_DENSE_MMA=wgmma gives 4 m-blocks on sm_90 the warpgroup MMA"
   };
   CHECK(plan(64, 90, DenseMma::wgmma).wgmma);
   CHECK_FALSE(plan(64, 90, DenseMma::automatic).wgmma);  // opt-in for now
+  // K = 672 pads to 704, which no wgmma tile divides: mma.sync serves it.
+  CHECK_FALSE(plan_dense(64, 1024, 704, DType::bf16, 90, 132, 232448, std::nullopt, DenseMma::wgmma)
+                  .key.tile.wgmma);
+  CHECK(plan(4096, 90, DenseMma::wgmma).tile_k == 256);
   // N = 2688 is no multiple of the 256-column wgmma tile: mma.sync serves it.
   CHECK_FALSE(
       plan_dense(64, 2688, 4096, DType::bf16, 90, 132, 232448, std::nullopt, DenseMma::wgmma)
