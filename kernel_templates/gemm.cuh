@@ -7,6 +7,7 @@
 //   StageLoader     cp.async of one work unit's A rows, weights and scales into a stage;
 //                   per-thread sources are computed once per tile, then only advanced
 //   compute_stage   ldmatrix A, decode B in registers, mma.sync into fp32 accumulators
+//                   (compute_stage_wgmma: the decoded weights as wgmma's register operand)
 //   reduce_warps_k  fixed-order sum over warps that split k inside a block
 //   finish_segment  write the tile, or publish a partial and let the last arriver sum
 //                   all partials of the tile in block order (deterministic)
@@ -488,24 +489,23 @@ struct GemmKernel {
   }
 
   // ---- epilogue ------------------------------------------------------------------------
-  // wgmma element (j, q, e) of this lane: row 8q + 2t (+1 for odd e), column
-  // wn*32 + 16j + g (+8 for e >= 2) of the tile. Pairs (e, e+1) share a column.
-  __device__ int wg_row(int q) const { return 8 * q + (lane % 4) * 2; }
-  __device__ int wg_col(int j, int e) const {
-    return wn * 32 + 16 * j + lane / 4 + (e >= 2 ? 8 : 0);
+  // f(row, col, value) for every wgmma accumulator of this lane: element (j, q, e) sits at
+  // row 8q + 2t (+1 for odd e) and column wn*32 + 16j + g (+8 for e >= 2) of the tile.
+  template <class F>
+  __device__ void for_each_wgmma_element(const Acc& acc, F&& f) const {
+#pragma unroll
+    for (int j = 0; j < Cfg::acc_outer; ++j)
+#pragma unroll
+      for (int q = 0; q < Cfg::acc_inner; ++q)
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+          f(8 * q + (lane % 4) * 2 + (e & 1), wn * 32 + 16 * j + lane / 4 + (e >= 2 ? 8 : 0),
+            acc[j][q][e]);
   }
 
   __device__ void store_tile(const Cursor& at, const Acc& acc) const {
     if constexpr (Cfg::wgmma) {
-#pragma unroll
-      for (int j = 0; j < Cfg::acc_outer; ++j)
-#pragma unroll
-        for (int q = 0; q < Cfg::acc_inner; ++q)
-#pragma unroll
-          for (int h = 0; h < 2; ++h) {
-            store_one(at, wg_row(q), wg_col(j, 2 * h), acc[j][q][2 * h]);
-            store_one(at, wg_row(q) + 1, wg_col(j, 2 * h), acc[j][q][2 * h + 1]);
-          }
+      for_each_wgmma_element(acc, [&](int r, int c, float v) { store_one(at, r, c, v); });
       return;
     }
 #pragma unroll
@@ -559,15 +559,9 @@ struct GemmKernel {
   // `dst` (global workspace or shared memory).
   __device__ void write_partial(float* dst, int valid_rows, const Acc& acc) const {
     if constexpr (Cfg::wgmma) {
-#pragma unroll
-      for (int j = 0; j < Cfg::acc_outer; ++j)
-#pragma unroll
-        for (int q = 0; q < Cfg::acc_inner; ++q)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const int r = wg_row(q) + (e & 1);
-            if (r < valid_rows) dst[r * Cfg::tile_n + wg_col(j, e)] = acc[j][q][e];
-          }
+      for_each_wgmma_element(acc, [&](int r, int c, float v) {
+        if (r < valid_rows) dst[r * Cfg::tile_n + c] = v;
+      });
       return;
     }
 #pragma unroll
