@@ -28,12 +28,14 @@ template <int kAct, int kTileK, int kTileN, int kMBlocks, int kStages, int kThre
           int kActFn, bool kGated, bool kTopkW, bool kWgmma = false>
 struct GemmConfig {
   static constexpr bool bf16 = kAct == 1;
-  // sm_90a warpgroup MMA with the layer's columns as its M side. Two warpgroups of four warps;
-  // warp w owns half w % 2 of weight strip w / 2 (32 columns), as with mma.sync at 2-4
-  // m-blocks. The two words a lane holds per k16 step are the A fragments of two m64n64k16
-  // instructions (word j: n8 tiles 2j, 2j+1 = rows g and g+8 of the warp's 16-row slice),
-  // and the block's 64 rows of A are their B operand, read from shared memory: one decode
-  // feeds 64 rows, and the tensor cores run asynchronously to the next decode.
+  // sm_90a warpgroup MMA with the layer's columns as its M side. Two warpgroups of four warps.
+  // With 4 m-blocks warp w owns half w % 2 of weight strip w / 2 (32 columns), as with
+  // mma.sync at 2-4 m-blocks, and the two words a lane holds per k16 step are the A fragments
+  // of two m64n64k16 instructions (word j: n8 tiles 2j, 2j+1 = rows g and g+8 of the warp's
+  // 16-row slice). With 8 m-blocks warp w owns word w % 2 of that half (16 columns), the A
+  // fragment of one m64n128k16. The block's rows of A are the B operand, read from shared
+  // memory: one decode feeds 64 or 128 rows, and the tensor cores run asynchronously to the
+  // next decode.
   static constexpr bool wgmma = kWgmma;
   static constexpr int tile_k = kTileK;
   static constexpr int tile_n = kTileN;
@@ -50,7 +52,7 @@ struct GemmConfig {
   // decoded weight, 32 with 2-4 m-blocks so that its accumulators stay in registers: 64
   // columns at 4 m-blocks spill and measured 291 -> 248 TFLOP/s at M = 4096 (session 7)
   // (host mirror: gemm_warp_cols() in runtime/dense_dispatch.cpp).
-  static constexpr int warp_cols = kMBlocks == 1 ? 64 : 32;
+  static constexpr int warp_cols = kWgmma && kMBlocks == 8 ? 16 : kMBlocks == 1 ? 64 : 32;
   static constexpr int warp_tiles = warp_cols / 8;  // n8 tiles per warp
   static constexpr int warps_n = kTileN / warp_cols;
   static constexpr int warps_k = warps / warps_n;
@@ -86,10 +88,11 @@ struct GemmConfig {
                 "warps must tile the n dimension");
   static_assert(k16_per_tile % warps_k == 0, "k16 steps must split evenly over warps");
   static_assert(!kMoe, "the MoE GEMM is not implemented yet");
-  static_assert(!kWgmma || (kMBlocks == 4 && kThreads == 256 && kTileN == 256),
-                "wgmma: two warpgroups, 64 rows, 256 columns");
+  static_assert(!kWgmma || (kThreads == 256 &&
+                            ((kMBlocks == 4 && kTileN == 256) || (kMBlocks == 8 && kTileN == 128))),
+                "wgmma: two warpgroups, 64 rows x 256 columns or 128 rows x 128 columns");
   // The accumulators: [m-block][n8 tile][4] for mma.sync, [instruction][n8 of rows][4] for
-  // wgmma (one m64n64 D fragment per instruction).
+  // wgmma (one m64 x rows D fragment per instruction).
   static constexpr int acc_outer = kWgmma ? warp_cols / 16 : kMBlocks;
   static constexpr int acc_inner = kWgmma ? rows / 8 : warp_tiles;
 
@@ -328,8 +331,12 @@ struct GemmKernel {
   __device__ void compute_stage(int slot, Acc& acc) const {
     if constexpr (Cfg::wgmma) {
       compute_stage_wgmma(slot, acc);
-      return;
+    } else {
+      compute_stage_sync(slot, acc);
     }
+  }
+
+  __device__ void compute_stage_sync(int slot, Acc& acc) const {
     const char* s = smem + slot * Cfg::stage_bytes;
     const u32 a_base = smem_addr + slot * Cfg::stage_bytes;
     const char* sb = s + Cfg::a_stage_bytes;
@@ -387,39 +394,61 @@ struct GemmKernel {
 
   // wgmma: acc[j] is instruction j's D fragment. A k16 step's A fragments are decoded while
   // the previous step's instructions run; waiting for all but the newest group then frees
-  // the previous register set.
+  // the previous register set. A 16-column warp's word (0 or 1 of its half strip) picks the
+  // scale half at compile time: one branch per stage instead of a select per k16 step.
   __device__ void compute_stage_wgmma(int slot, Acc& acc) const {
+    if constexpr (Cfg::warp_cols == 16) {
+      if (wn & 1) {
+        wgmma_stage<1>(slot, acc);
+      } else {
+        wgmma_stage<0>(slot, acc);
+      }
+    } else {
+      wgmma_stage<0>(slot, acc);
+    }
+  }
+
+  template <int kFirstWord>
+  __device__ void wgmma_stage(int slot, Acc& acc) const {
 #if __CUDA_ARCH__ >= 900
+    constexpr int kWords = Cfg::warp_cols / 16;  // one instruction each
     const char* s = smem + slot * Cfg::stage_bytes;
     const char* sb = s + Cfg::a_stage_bytes;
     const char* ss = sb + Cfg::b_stage_bytes;
     const int g = lane / 4;
-    const int strip = wn / 2, half = wn & 1;
+    const int strip = wn * Cfg::warp_cols / 64, half = (wn * Cfg::warp_cols / 32) & 1;
     // A (the instructions' B): core matrices 128 bytes apart along k, tile_k * 16 along rows.
     const u64 desc = wgmma_desc(smem_addr + slot * Cfg::stage_bytes, 128, Cfg::tile_k * 16);
     // The weight and scale words of step kk, loaded one step early: the wait below is a
     // compiler barrier, and a load issued after it would put its latency between two groups.
-    const auto words_of = [&](int kk, U2& w, u32& sc) {
+    const auto words_of = [&](int kk, u32(&w)[kWords], u32& sc) {
       const int unit = strip * Cfg::k16_per_tile + kk;
-      w = *reinterpret_cast<const U2*>(sb + unit * 512 + lane * 16 + half * 8);
+      const char* src = sb + unit * 512 + lane * 16 + half * 8 + kFirstWord * 4;
+      if constexpr (kWords == 2) {
+        const U2 pair = *reinterpret_cast<const U2*>(src);
+        w[0] = pair.x, w[1] = pair.y;
+      } else {
+        w[0] = *reinterpret_cast<const u32*>(src);
+      }
       sc = *reinterpret_cast<const u32*>(ss + unit * 64 + g * 8 + half * 4);
     };
-    U2 next_w;
+    u32 next_w[kWords];
     u32 next_s;
     words_of(0, next_w, next_s);
 #pragma unroll
     for (int kk = 0; kk < Cfg::k16_per_tile; ++kk) {
-      const U2 bw = next_w;
+      u32 words[kWords];
+#pragma unroll
+      for (int j = 0; j < kWords; ++j) words[j] = next_w[j];
       const u32 sw = next_s;
       if (kk + 1 < Cfg::k16_per_tile) words_of(kk + 1, next_w, next_s);
-      const u32 words[2] = {bw.x, bw.y};
       u32 scales[2];
       decode_scale_pairs<bf16>(sw, scales);
-      u32 a[2][4];
+      u32 a[kWords][4];
 #pragma unroll
-      for (int j = 0; j < 2; ++j) {
+      for (int j = 0; j < kWords; ++j) {
         u32 b[4];
-        if (j == 0) {
+        if (kFirstWord + j == 0) {
           decode_scaled_tiles<bf16, 0>(words[j], scales, b);
         } else {
           decode_scaled_tiles<bf16, 1>(words[j], scales, b);
@@ -429,8 +458,8 @@ struct GemmKernel {
       }
       wgmma_fence();
 #pragma unroll
-      for (int j = 0; j < 2; ++j)
-        wgmma_m64n64k16<bf16>(acc[j], a[j], desc + static_cast<u64>(kk * 256 >> 4));
+      for (int j = 0; j < kWords; ++j)
+        wgmma_m64nNk16<bf16, Cfg::rows>(acc[j], a[j], desc + static_cast<u64>(kk * 256 >> 4));
       wgmma_commit();
       wgmma_wait<1>();  // the previous group is done: its A registers are free
     }
@@ -490,7 +519,7 @@ struct GemmKernel {
 
   // ---- epilogue ------------------------------------------------------------------------
   // f(row, col, value) for every wgmma accumulator of this lane: element (j, q, e) sits at
-  // row 8q + 2t (+1 for odd e) and column wn*32 + 16j + g (+8 for e >= 2) of the tile.
+  // row 8q + 2t (+1 for odd e) and column wn*warp_cols + 16j + g (+8 for e >= 2) of the tile.
   template <class F>
   __device__ void for_each_wgmma_element(const Acc& acc, F&& f) const {
 #pragma unroll
@@ -499,8 +528,8 @@ struct GemmKernel {
       for (int q = 0; q < Cfg::acc_inner; ++q)
 #pragma unroll
         for (int e = 0; e < 4; ++e)
-          f(8 * q + (lane % 4) * 2 + (e & 1), wn * 32 + 16 * j + lane / 4 + (e >= 2 ? 8 : 0),
-            acc[j][q][e]);
+          f(8 * q + (lane % 4) * 2 + (e & 1),
+            wn * Cfg::warp_cols + 16 * j + lane / 4 + (e >= 2 ? 8 : 0), acc[j][q][e]);
   }
 
   __device__ void store_tile(const Cursor& at, const Acc& acc) const {

@@ -83,33 +83,49 @@ __device__ __forceinline__ void fence_proxy_async_shared() {
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 }
 
-// D[64 x 64] += A[64 x 16] * B[16 x 64], f32 accumulators. Warp w of the warpgroup holds
-// rows 16w..16w+15 of A as an m16n8k16 A fragment and of D as eight m16n8 C fragments
-// (d[j]: columns 8j..8j+7). B is K-major (each column's 16 k contiguous) at `desc`.
-#define MARLINRT_WGMMA_M64N64K16(type)                                                            \
-  asm volatile(                                                                                   \
-      "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"                                                  \
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32." type "." type                                 \
-      " "                                                                                         \
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, "    \
-      "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, "  \
-      "%36, p, 1, 1, 0;\n}\n"                                                                     \
-      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), \
-        "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), \
-        "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), \
-        "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), \
-        "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), \
-        "+f"(d[7][2]), "+f"(d[7][3])                                                              \
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc))
-template <bool kBf16>
-__device__ __forceinline__ void wgmma_m64n64k16(float (&d)[8][4], const u32 (&a)[4], u64 desc) {
-  if constexpr (kBf16) {
-    MARLINRT_WGMMA_M64N64K16("bf16");
+// D[64 x N] += A[64 x 16] * B[16 x N], f32 accumulators. Warp w of the warpgroup holds
+// rows 16w..16w+15 of A as an m16n8k16 A fragment and of D as N/8 m16n8 C fragments (d[j]:
+// columns 8j..8j+7). B is K-major (each column's 16 k contiguous) at `desc`.
+#define MARLINRT_D4(j) "+f"(d[j][0]), "+f"(d[j][1]), "+f"(d[j][2]), "+f"(d[j][3])
+#define MARLINRT_D16(j) MARLINRT_D4(j), MARLINRT_D4(j + 1), MARLINRT_D4(j + 2), MARLINRT_D4(j + 3)
+#define MARLINRT_WGMMA_ARGS : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc)
+#define MARLINRT_WGMMA(shape, type, operands)                                                \
+  "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\nwgmma.mma_async.sync.aligned." shape ".f32." type \
+  "." type " " operands ", p, 1, 1, 0;\n}\n"
+#define MARLINRT_N64_OPERANDS                                                                \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, "   \
+  "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, " \
+  "%36"
+#define MARLINRT_N128_OPERANDS                                                             \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, " \
+  "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, "  \
+  "%36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, "  \
+  "%53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68"
+template <bool kBf16, int kN>
+__device__ __forceinline__ void wgmma_m64nNk16(float (&d)[kN / 8][4], const u32 (&a)[4], u64 desc) {
+  static_assert(kN == 64 || kN == 128, "wgmma: N is 64 or 128 here");
+  if constexpr (kN == 64 && kBf16) {
+    asm volatile(MARLINRT_WGMMA("m64n64k16", "bf16", MARLINRT_N64_OPERANDS)
+                 : MARLINRT_D16(0), MARLINRT_D16(4) MARLINRT_WGMMA_ARGS);
+  } else if constexpr (kN == 64) {
+    asm volatile(MARLINRT_WGMMA("m64n64k16", "f16", MARLINRT_N64_OPERANDS)
+                 : MARLINRT_D16(0), MARLINRT_D16(4) MARLINRT_WGMMA_ARGS);
+  } else if constexpr (kBf16) {
+    asm volatile(MARLINRT_WGMMA("m64n128k16", "bf16", MARLINRT_N128_OPERANDS)
+                 : MARLINRT_D16(0), MARLINRT_D16(4), MARLINRT_D16(8),
+                   MARLINRT_D16(12) MARLINRT_WGMMA_ARGS);
   } else {
-    MARLINRT_WGMMA_M64N64K16("f16");
+    asm volatile(MARLINRT_WGMMA("m64n128k16", "f16", MARLINRT_N128_OPERANDS)
+                 : MARLINRT_D16(0), MARLINRT_D16(4), MARLINRT_D16(8),
+                   MARLINRT_D16(12) MARLINRT_WGMMA_ARGS);
   }
 }
-#undef MARLINRT_WGMMA_M64N64K16
+#undef MARLINRT_N128_OPERANDS
+#undef MARLINRT_N64_OPERANDS
+#undef MARLINRT_WGMMA
+#undef MARLINRT_WGMMA_ARGS
+#undef MARLINRT_D16
+#undef MARLINRT_D4
 
 // Packed 16-bit multiply a * (half kHalf of s in both lanes), as an fma with -0 so that +0
 // products stay +0. The broadcast is written as a 16-bit move so that ptxas folds it into the

@@ -61,6 +61,12 @@ constexpr auto kLargeM = with_fallbacks<5>({{{256, 256, 256, 0, 0, true},
                                              {128, 64, 128, 0},
                                              {128, 128, 256, 0}}});
 
+// The wgmma kernel over 128-row m-tiles (M > 64): each decoded weight feeds 128 rows through
+// one m64n128k16 instruction, half the decode per flop of the 64-row kernel. No fallbacks:
+// the 64-row kernels serve a shape these do not divide.
+constexpr std::array<TileChoice, 2> kWgmmaRows128{
+    {{128, 128, 256, 0, 0, true}, {256, 128, 256, 0, 0, true}}};
+
 constexpr int kMaxStages = 4;
 
 // Blocks for `units` work units over `tiles` output tiles of `k_tiles` units each, at most
@@ -155,20 +161,25 @@ bool parse_dense_clusters(std::string_view value) {
   fail(Status::invalid_argument, "MARLINRT_DENSE_CLUSTERS='{}': expected on or off", value);
 }
 
-int gemm_warp_cols(int m_blocks) { return m_blocks == 1 ? 64 : 32; }
+int gemm_warp_cols(int m_blocks, bool wgmma) {
+  return wgmma && m_blocks == 8 ? 16 : m_blocks == 1 ? 64 : 32;
+}
 
 int gemm_blocks_per_sm(const GemmTile& t) { return (t.m_blocks <= 2 ? 512 : 256) / t.threads; }
 
 bool gemm_tile_valid(const GemmTile& t) {
-  if (t.wgmma) return t.m_blocks == 4 && t.threads == 256 && t.tile_n == 256;
-  const int warps = t.threads / 32, warps_n = t.tile_n / gemm_warp_cols(t.m_blocks);
+  if (t.wgmma)
+    return t.threads == 256 &&
+           ((t.m_blocks == 4 && t.tile_n == 256) || (t.m_blocks == 8 && t.tile_n == 128));
+  if (t.m_blocks < 1 || t.m_blocks > 4) return false;
+  const int warps = t.threads / 32, warps_n = t.tile_n / gemm_warp_cols(t.m_blocks, false);
   if ((t.threads != 128 && t.threads != 256) || warps_n < 1 || warps % warps_n != 0) return false;
   return (t.tile_k / 16) % (warps / warps_n) == 0;
 }
 
 int gemm_smem_bytes(const GemmTile& t) {
   const int rows = 16 * t.m_blocks;
-  const int warps = t.threads / 32, warps_n = t.tile_n / gemm_warp_cols(t.m_blocks);
+  const int warps = t.threads / 32, warps_n = t.tile_n / gemm_warp_cols(t.m_blocks, t.wgmma);
   const int warps_k = warps / warps_n;
   const int stage = rows * t.tile_k * 2 + t.tile_k * t.tile_n / 2 + t.tile_k * t.tile_n / 16;
   const int warp_sums = (warps_k - 1) * rows * t.tile_n * 4;
@@ -193,20 +204,28 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
 DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padded, DType act,
                      int arch, int sm_count, int smem_limit,
                      const std::optional<DenseTileOverride>& tile_override, DenseMma mma) {
-  const int m_blocks = static_cast<int>(std::clamp<std::int64_t>((m + 15) / 16, 1, 4));
-  // The warpgroup MMA can serve 4 m-blocks on sm_90. It is opt-in: measured slower than
-  // mma.sync so far (docs/perf-notes.md, session 9).
-  const bool wgmma_ok = arch == 90 && m_blocks == 4 && mma == DenseMma::wgmma;
-  // Forced only where a wgmma tile divides the shape; elsewhere mma.sync serves. (With an
-  // override, gemm_tile_valid below explains a tile the wgmma kernel cannot take.)
-  const bool wgmma_only =
-      wgmma_ok && std::any_of(kLargeM.begin(), kLargeM.end(), [&](const TileChoice& c) {
-        return c.wgmma && n_padded % c.tile_n == 0 && k_padded % c.tile_k == 0;
-      });
+  const auto divides = [&](std::span<const TileChoice> list) {
+    return std::any_of(list.begin(), list.end(), [&](const TileChoice& c) {
+      return c.wgmma && n_padded % c.tile_n == 0 && k_padded % c.tile_k == 0;
+    });
+  };
+  // The warpgroup MMA serves M > 48 on sm_90: 128-row m-tiles above 64 rows where their tiles
+  // divide the shape (an override picks them with 128-column tiles), else 64-row m-tiles.
+  // It is opt-in: measured slower than mma.sync so far (docs/perf-notes.md, session 9).
+  const bool wgmma_mode = arch == 90 && mma == DenseMma::wgmma;
+  const bool rows128 = wgmma_mode && m > 64 && divides(kWgmmaRows128) &&
+                       (!tile_override || tile_override->tile_n == 128);
+  const int m_blocks =
+      rows128 ? 8 : static_cast<int>(std::clamp<std::int64_t>((m + 15) / 16, 1, 4));
+  const bool wgmma_ok = wgmma_mode && m_blocks >= 4;
   // A view, not a copy: linear() plans every call.
   std::span<const TileChoice> choices = m_blocks == 1   ? std::span<const TileChoice>(kOneMBlock)
                                         : m_blocks == 2 ? std::span<const TileChoice>(kTwoMBlocks)
+                                        : m_blocks == 8 ? std::span<const TileChoice>(kWgmmaRows128)
                                                         : std::span<const TileChoice>(kLargeM);
+  // Forced only where a wgmma tile divides the shape; elsewhere mma.sync serves. (With an
+  // override, gemm_tile_valid below explains a tile the wgmma kernel cannot take.)
+  const bool wgmma_only = wgmma_ok && divides(choices);
   TileChoice forced{};
   if (tile_override) {
     if (n_padded % tile_override->tile_n || k_padded % tile_override->tile_k) {
@@ -230,13 +249,14 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
       if (forced.wgmma) {
         fail(Status::invalid_argument,
              "MARLINRT_DENSE_TILE asks for {}x{} tiles with {} threads, but the wgmma kernel "
-             "(MARLINRT_DENSE_MMA=wgmma) takes 256-column tiles with 256 threads",
+             "(MARLINRT_DENSE_MMA=wgmma) takes 256 threads and 256-column tiles (64-row "
+             "m-tiles) or, for M > 64, 128-column tiles (128-row m-tiles)",
              forced.tile_k, forced.tile_n, threads);
       }
       fail(Status::invalid_argument,
            "MARLINRT_DENSE_TILE asks for {}x{} tiles with {} threads, which the kernel cannot "
            "split over its warps at {} m-blocks ({} columns per warp)",
-           forced.tile_k, forced.tile_n, threads, m_blocks, gemm_warp_cols(m_blocks));
+           forced.tile_k, forced.tile_n, threads, m_blocks, gemm_warp_cols(m_blocks, false));
     }
     choices = std::span<const TileChoice>(&forced, 1);
   }

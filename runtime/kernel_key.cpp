@@ -118,8 +118,9 @@ void KernelKey::validate() const {
     fail(Status::invalid_argument,
          "kernel key: tile {}x{} (tile_k and tile_n must be 64, 128 or 256)", t.tile_k, t.tile_n);
   }
-  if (t.m_blocks < 1 || t.m_blocks > 4) {
-    fail(Status::invalid_argument, "kernel key: m_blocks {} (expected 1..4)", t.m_blocks);
+  if ((t.m_blocks < 1 || t.m_blocks > 4) && !(t.wgmma && t.m_blocks == 8)) {
+    fail(Status::invalid_argument, "kernel key: m_blocks {} (expected 1..4, or 8 with wgmma)",
+         t.m_blocks);
   }
   if (t.stages < 2 || t.stages > 8) {
     fail(Status::invalid_argument, "kernel key: stages {} (expected 2..8)", t.stages);
@@ -127,10 +128,12 @@ void KernelKey::validate() const {
   if (t.threads != 128 && t.threads != 256) {
     fail(Status::invalid_argument, "kernel key: {} threads (expected 128 or 256)", t.threads);
   }
-  if (t.wgmma && (arch != 90 || t.m_blocks != 4 || t.threads != 256 || t.tile_n != 256)) {
+  const bool wgmma_shape =
+      (t.m_blocks == 4 && t.tile_n == 256) || (t.m_blocks == 8 && t.tile_n == 128);
+  if (t.wgmma && (arch != 90 || t.threads != 256 || !wgmma_shape)) {
     fail(Status::invalid_argument,
-         "kernel key: wgmma kernels are sm_90 only, with 4 m-blocks, 256 threads and 256-column "
-         "tiles (got {}, m{}, w{}, t{}x{})",
+         "kernel key: wgmma kernels are sm_90 only, with 256 threads and either 4 m-blocks and "
+         "256-column tiles or 8 m-blocks and 128-column tiles (got {}, m{}, w{}, t{}x{})",
          arch_name(arch), t.m_blocks, t.threads, t.tile_k, t.tile_n);
   }
 }
@@ -219,7 +222,7 @@ KernelKey KernelKey::parse(std::string_view text) {
 }
 
 std::uint64_t KernelKey::packed() const {
-  // 53 bits in all; see the field widths below. Only meaningful for valid keys.
+  // 54 bits in all; see the field widths below. Only meaningful for valid keys.
   std::uint64_t p = 0;
   auto put = [&p](std::uint64_t value, int bits) {
     p = (p << bits) | (value & ((1u << bits) - 1));
@@ -234,7 +237,7 @@ std::uint64_t KernelKey::packed() const {
   put(topk_weight, 1);
   put(tile.tile_k / 16u, 5);
   put(tile.tile_n / 16u, 5);
-  put(tile.m_blocks, 3);
+  put(tile.m_blocks, 4);
   put(tile.stages, 4);
   put(tile.threads / 32u, 4);
   put(tile.wgmma, 1);

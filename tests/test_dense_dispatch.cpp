@@ -122,7 +122,7 @@ TEST_CASE("prebuild keys of a shape are exactly the plans' keys", "[dispatch]") 
   }
 }
 
-TEST_CASE("MARLINRT_DENSE_MMA=wgmma gives 4 m-blocks on sm_90 the warpgroup MMA", "[dispatch]") {
+TEST_CASE("MARLINRT_DENSE_MMA=wgmma gives M > 48 on sm_90 the warpgroup MMA", "[dispatch]") {
   const auto plan = [](std::int64_t m, int arch, DenseMma mma) {
     return plan_dense(m, 8192, 8192, DType::bf16, arch, 132, 232448, std::nullopt, mma).key.tile;
   };
@@ -131,7 +131,37 @@ TEST_CASE("MARLINRT_DENSE_MMA=wgmma gives 4 m-blocks on sm_90 the warpgroup MMA"
   // K = 672 pads to 704, which no wgmma tile divides: mma.sync serves it.
   CHECK_FALSE(plan_dense(64, 1024, 704, DType::bf16, 90, 132, 232448, std::nullopt, DenseMma::wgmma)
                   .key.tile.wgmma);
-  CHECK(plan(4096, 90, DenseMma::wgmma).tile_k == 256);
+  // Above 64 rows: 128-row m-tiles (8 m-blocks) with 128x128 tiles.
+  CHECK(plan(64, 90, DenseMma::wgmma).m_blocks == 4);
+  for (std::int64_t m : {65, 128, 4096}) {
+    INFO("m " << m);
+    const GemmTile t = plan(m, 90, DenseMma::wgmma);
+    CHECK(t.wgmma);
+    CHECK(t.m_blocks == 8);
+    CHECK(t.tile_n == 128);
+    CHECK(t.tile_k == 128);
+    CHECK(gemm_smem_bytes(t) <= 232448);
+  }
+  CHECK(plan_dense(4096, 8192, 8192, DType::bf16, 90, 132, 232448, std::nullopt, DenseMma::wgmma)
+            .m_tiles == 32);
+  // An override with 256-column tiles asks for the 64-row kernel; 128 columns for 128 rows.
+  const auto rows64 = plan_dense(4096, 8192, 8192, DType::bf16, 90, 132, 232448,
+                                 DenseTileOverride{256, 256, 0}, DenseMma::wgmma);
+  CHECK(rows64.key.tile.m_blocks == 4);
+  CHECK(rows64.key.tile.wgmma);
+  CHECK(rows64.m_tiles == 64);
+  const auto rows128 = plan_dense(4096, 8192, 8192, DType::bf16, 90, 132, 232448,
+                                  DenseTileOverride{256, 128, 0}, DenseMma::wgmma);
+  CHECK(rows128.key.tile.m_blocks == 8);
+  CHECK(rows128.key.tile.tile_k == 256);
+  // K = 704 (padded 672): no 128-row tile divides it, nor a 64-row one: mma.sync.
+  const auto k704 =
+      plan_dense(4096, 1024, 704, DType::bf16, 90, 132, 232448, std::nullopt, DenseMma::wgmma);
+  CHECK_FALSE(k704.key.tile.wgmma);
+  CHECK(k704.key.tile.m_blocks == 4);
+  // N = 2688, K = 2688: 128-row tiles divide it (21 k-tiles), 256-column ones would not.
+  CHECK(plan_dense(4096, 2688, 2688, DType::bf16, 90, 132, 232448, std::nullopt, DenseMma::wgmma)
+            .key.tile.m_blocks == 8);
   // N = 2688 is no multiple of the 256-column wgmma tile: mma.sync serves it.
   CHECK_FALSE(
       plan_dense(64, 2688, 4096, DType::bf16, 90, 132, 232448, std::nullopt, DenseMma::wgmma)
@@ -167,6 +197,15 @@ TEST_CASE("the GEMM and repack templates compile with NVRTC for sm_80..sm_90",
     keys.push_back(plan_dense(1, 4096, 4096, DType::bf16, arch, 132, 101376).key);
     if (arch == 80 || arch == 90) {
       keys.push_back(plan_dense(4096, 4096, 4096, DType::f16, arch, 132, 101376).key);
+    }
+    if (arch == 90) {  // the sm_90a warpgroup-MMA kernels, 64- and 128-row m-tiles
+      for (std::int64_t m : {64, 4096}) {
+        const auto key =
+            plan_dense(m, 4096, 4096, DType::bf16, arch, 132, 232448, std::nullopt, DenseMma::wgmma)
+                .key;
+        REQUIRE(key.tile.wgmma);
+        keys.push_back(key);
+      }
     }
     for (const auto& key : keys) {
       const auto t0 = std::chrono::steady_clock::now();

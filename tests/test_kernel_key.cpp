@@ -98,6 +98,12 @@ TEST_CASE("packed keys differ whenever a field differs", "[key]") {
   }
   {
     auto k = base;
+    k.tile.m_blocks = 8;  // 128-row wgmma m-tiles: m_blocks needs a fourth bit
+    k.tile.wgmma = true;
+    add(k);
+  }
+  {
+    auto k = base;
     k.moe = true;
     add(k);
     k.activation = Activation::relu2;
@@ -132,6 +138,11 @@ TEST_CASE("bad keys and arch strings are rejected with a message", "[key]") {
   rejects("gemm/e2m1/g16/bf16/dense/t128x256/m4/s4/w256/wgmma/sm_80", "sm_90 only");
   rejects("gemm/e2m1/g16/bf16/dense/t128x128/m4/s4/w256/wgmma/sm_90", "256-column");
   rejects("gemm/e2m1/g16/bf16/dense/t128x256/m2/s4/w256/wgmma/sm_90", "4 m-blocks");
+  rejects("gemm/e2m1/g16/bf16/dense/t128x256/m8/s4/w256/wgmma/sm_90", "8 m-blocks and");
+  rejects("gemm/e2m1/g16/bf16/dense/t128x128/m8/s4/w256/sm_90", "or 8 with wgmma");
+  CHECK(
+      KernelKey::parse("gemm/e2m1/g16/bf16/dense/t128x128/m8/s4/w256/wgmma/sm_90").tile.m_blocks ==
+      8);
   rejects("gemm/int4/g16/bf16/dense/t128x128/m4/s4/w256/sm_90", "scalar type");
   rejects("gemm/e2m1/g32/bf16/dense/t128x128/m4/s4/w256/sm_90", "group size 32");
   rejects("gemm/e2m1/g16/f32/dense/t128x128/m4/s4/w256/sm_90", "activation dtype");
