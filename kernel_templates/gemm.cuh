@@ -94,6 +94,13 @@ struct GemmConfig {
   // The accumulators: [m-block][n8 tile][4] for mma.sync, [instruction][n8 of rows][4] for
   // wgmma (one m64 x rows D fragment per instruction).
   static constexpr int acc_outer = kWgmma ? warp_cols / 16 : kMBlocks;
+  // wgmma: k16 steps decoded and issued per commit group (MARLINRT_WGMMA_STEPS overrides it
+  // for tuning).
+#ifdef MARLINRT_WGMMA_STEPS
+  static constexpr int wgmma_steps = MARLINRT_WGMMA_STEPS;
+#else
+  static constexpr int wgmma_steps = 4;
+#endif
   static constexpr int acc_inner = kWgmma ? rows / 8 : warp_tiles;
 
   // A's shared layout. mma.sync: row-major rows, 16-byte chunks XOR-swizzled by row for
@@ -432,34 +439,51 @@ struct GemmKernel {
       }
       sc = *reinterpret_cast<const u32*>(ss + unit * 64 + g * 8 + half * 4);
     };
-    u32 next_w[kWords];
-    u32 next_s;
-    words_of(0, next_w, next_s);
+    // kSteps k16 steps per commit group: while a group runs, the next kSteps steps decode
+    // (independent chains), so the tensor pipe has a whole group queued instead of one
+    // instruction per warpgroup (one step per group measured slower than mma.sync).
+    constexpr int kSteps = Cfg::wgmma_steps;
+    static_assert(Cfg::k16_per_tile % kSteps == 0, "commit groups tile the stage");
+    u32 next_w[kSteps][kWords];
+    u32 next_s[kSteps];
 #pragma unroll
-    for (int kk = 0; kk < Cfg::k16_per_tile; ++kk) {
-      u32 words[kWords];
+    for (int i = 0; i < kSteps; ++i) words_of(i, next_w[i], next_s[i]);
 #pragma unroll
-      for (int j = 0; j < kWords; ++j) words[j] = next_w[j];
-      const u32 sw = next_s;
-      if (kk + 1 < Cfg::k16_per_tile) words_of(kk + 1, next_w, next_s);
-      u32 scales[2];
-      decode_scale_pairs<bf16>(sw, scales);
-      u32 a[kWords][4];
+    for (int k0 = 0; k0 < Cfg::k16_per_tile; k0 += kSteps) {
+      u32 words[kSteps][kWords], sw[kSteps];
 #pragma unroll
-      for (int j = 0; j < kWords; ++j) {
-        u32 b[4];
-        if (kFirstWord + j == 0) {
-          decode_scaled_tiles<bf16, 0>(words[j], scales, b);
-        } else {
-          decode_scaled_tiles<bf16, 1>(words[j], scales, b);
+      for (int i = 0; i < kSteps; ++i) {
+        sw[i] = next_s[i];
+#pragma unroll
+        for (int j = 0; j < kWords; ++j) words[i][j] = next_w[i][j];
+      }
+      if (k0 + kSteps < Cfg::k16_per_tile)
+#pragma unroll
+        for (int i = 0; i < kSteps; ++i) words_of(k0 + kSteps + i, next_w[i], next_s[i]);
+      u32 a[kSteps][kWords][4];
+#pragma unroll
+      for (int i = 0; i < kSteps; ++i) {
+        u32 scales[2];
+        decode_scale_pairs<bf16>(sw[i], scales);
+#pragma unroll
+        for (int j = 0; j < kWords; ++j) {
+          u32 b[4];
+          if (kFirstWord + j == 0) {
+            decode_scaled_tiles<bf16, 0>(words[i][j], scales, b);
+          } else {
+            decode_scaled_tiles<bf16, 1>(words[i][j], scales, b);
+          }
+          // B fragments (n0: k lo, k hi; n1: k lo, k hi) -> A fragment (rows g, g+8; k lo, hi).
+          a[i][j][0] = b[0], a[i][j][1] = b[2], a[i][j][2] = b[1], a[i][j][3] = b[3];
         }
-        // B fragments (n0: k lo, k hi; n1: k lo, k hi) -> A fragment (rows g, g+8; k lo, hi).
-        a[j][0] = b[0], a[j][1] = b[2], a[j][2] = b[1], a[j][3] = b[3];
       }
       wgmma_fence();
 #pragma unroll
-      for (int j = 0; j < kWords; ++j)
-        wgmma_m64nNk16<bf16, Cfg::rows>(acc[j], a[j], desc + static_cast<u64>(kk * 256 >> 4));
+      for (int i = 0; i < kSteps; ++i)
+#pragma unroll
+        for (int j = 0; j < kWords; ++j)
+          wgmma_m64nNk16<bf16, Cfg::rows>(acc[j], a[i][j],
+                                          desc + static_cast<u64>((k0 + i) * 256 >> 4));
       wgmma_commit();
       wgmma_wait<1>();  // the previous group is done: its A registers are free
     }
