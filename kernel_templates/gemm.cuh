@@ -559,16 +559,16 @@ struct GemmKernel {
   __device__ void store_tile(const Cursor& at, const Acc& acc) const {
     if constexpr (Cfg::wgmma) {
       for_each_wgmma_element(acc, [&](int r, int c, float v) { store_one(at, r, c, v); });
-      return;
+    } else {
+#pragma unroll
+      for (int mb = 0; mb < Cfg::m_blocks; ++mb)
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+#pragma unroll
+          for (int j = 0; j < Cfg::warp_tiles; ++j)
+            store_pair(at, frag_row(mb, 2 * h), frag_col(j), acc[mb][j][2 * h],
+                       acc[mb][j][2 * h + 1]);
     }
-#pragma unroll
-    for (int mb = 0; mb < Cfg::m_blocks; ++mb)
-#pragma unroll
-      for (int h = 0; h < 2; ++h)
-#pragma unroll
-        for (int j = 0; j < Cfg::warp_tiles; ++j)
-          store_pair(at, frag_row(mb, 2 * h), frag_col(j), acc[mb][j][2 * h],
-                     acc[mb][j][2 * h + 1]);
   }
 
   // Output (row, col), (row, col + 1) of the tile at `at`: global scale in fp32, bias,
@@ -615,18 +615,18 @@ struct GemmKernel {
       for_each_wgmma_element(acc, [&](int r, int c, float v) {
         if (r < valid_rows) dst[r * Cfg::tile_n + c] = v;
       });
-      return;
+    } else {
+#pragma unroll
+      for (int mb = 0; mb < Cfg::m_blocks; ++mb)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          if (frag_row(mb, 2 * h) >= valid_rows) continue;
+#pragma unroll
+          for (int j = 0; j < Cfg::warp_tiles; ++j)
+            *reinterpret_cast<F2*>(dst + frag_row(mb, 2 * h) * Cfg::tile_n + frag_col(j)) =
+                F2{acc[mb][j][2 * h], acc[mb][j][2 * h + 1]};
+        }
     }
-#pragma unroll
-    for (int mb = 0; mb < Cfg::m_blocks; ++mb)
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        if (frag_row(mb, 2 * h) >= valid_rows) continue;
-#pragma unroll
-        for (int j = 0; j < Cfg::warp_tiles; ++j)
-          *reinterpret_cast<F2*>(dst + frag_row(mb, 2 * h) * Cfg::tile_n + frag_col(j)) =
-              F2{acc[mb][j][2 * h], acc[mb][j][2 * h + 1]};
-      }
   }
 
   // Called by all threads when a block finishes its share [kt_first, at.kt] of a tile;
