@@ -58,11 +58,12 @@ __device__ __forceinline__ void mma_16816(float (&d)[4], const u32 (&a)[4], u32 
 }
 
 // ---- wgmma (sm_90a): warpgroup MMA with A in registers, B in shared memory ----------------
-// A shared-memory operand without swizzle: 8-row x 16-byte core matrices (128 contiguous
-// bytes each), `lbo` bytes apart along K and `sbo` bytes apart along M/N.
-__device__ __forceinline__ u64 wgmma_desc(u32 smem_addr, u32 lbo, u32 sbo) {
-  return static_cast<u64>((smem_addr & 0x3FFFFu) >> 4) | static_cast<u64>(lbo >> 4) << 16 |
-         static_cast<u64>(sbo >> 4) << 32;
+// A K-major shared-memory operand with the 128-byte swizzle: rows of 64 16-bit values (128
+// bytes), 8-row blocks 1024 bytes apart (the stride offset; the leading offset is unused and
+// set to 1), 16-byte chunk c of row r stored at chunk c ^ (r % 8). Layout type 1 (bits 62-63).
+__device__ __forceinline__ u64 wgmma_desc_sw128(u32 smem_addr) {
+  return static_cast<u64>((smem_addr & 0x3FFFFu) >> 4) | 1ull << 16 |
+         static_cast<u64>(1024 >> 4) << 32 | 1ull << 62;
 }
 
 // Orders this thread's register writes (A fragments, accumulators) before later wgmmas.
