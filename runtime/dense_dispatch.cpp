@@ -54,18 +54,16 @@ constexpr auto kTwoMBlocks = with_fallbacks<4>(
 // which keep more blocks busy (H200, 128x64 with 4 warps vs the old choice: 4096x4096 M = 64
 // 29.0 -> 18.8 us, 6144x4096 31.5 -> 25.0, 10304x2688 M = 256 86.8 -> 64.1, but 10240x8192
 // M = 4096 2234 -> 2831 and 57344x8192 M = 256 769 -> 815).
-// The wgmma kernel (opt-in) prefers 256-deep k tiles: half the stage drains.
-constexpr auto kLargeM = with_fallbacks<5>({{{256, 256, 256, 0, 0, true},
-                                             {128, 256, 256, 0, 0, true},
+// On sm_90 the wgmma kernel comes first (H200, bf16, same call as mma.sync: 57344x8192
+// M = 64 201.9 -> 157.9 us, M = 4096 13259 -> 10434; 4096x4096 M = 256 37.1 -> 28.8, M = 4096
+// 449 -> 343), with 256-deep k tiles (half the stage drains), but only where its 64x256 tiles
+// leave each tile few sharers: 4096x4096 at M = 64 (8 sharers) went 16.6 -> 25.8 us.
+constexpr int kWgmmaMaxSharers = 5;
+constexpr auto kLargeM = with_fallbacks<5>({{{256, 256, 256, 0, kWgmmaMaxSharers, true},
+                                             {128, 256, 256, 0, kWgmmaMaxSharers, true},
                                              {128, 256, 256, 60},
                                              {128, 64, 128, 0},
                                              {128, 128, 256, 0}}});
-
-// The wgmma kernel over 128-row m-tiles (M > 64): each decoded weight feeds 128 rows through
-// one m64n128k16 instruction, half the decode per flop of the 64-row kernel. No fallbacks:
-// the 64-row kernels serve a shape these do not divide.
-constexpr std::array<TileChoice, 2> kWgmmaRows128{
-    {{128, 128, 256, 0, 0, true}, {256, 128, 256, 0, 0, true}}};
 
 constexpr int kMaxStages = 4;
 
@@ -204,28 +202,27 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
 DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padded, DType act,
                      int arch, int sm_count, int smem_limit,
                      const std::optional<DenseTileOverride>& tile_override, DenseMma mma) {
-  const auto divides = [&](std::span<const TileChoice> list) {
-    return std::any_of(list.begin(), list.end(), [&](const TileChoice& c) {
-      return c.wgmma && n_padded % c.tile_n == 0 && k_padded % c.tile_k == 0;
-    });
-  };
-  // The warpgroup MMA serves M > 48 on sm_90: 128-row m-tiles above 64 rows where their tiles
-  // divide the shape (an override picks them with 128-column tiles), else 64-row m-tiles.
-  // It is opt-in: measured slower than mma.sync so far (docs/perf-notes.md, session 9).
-  const bool wgmma_mode = arch == 90 && mma == DenseMma::wgmma;
-  const bool rows128 = wgmma_mode && m > 64 && divides(kWgmmaRows128) &&
-                       (!tile_override || tile_override->tile_n == 128);
+  // The warpgroup MMA serves M > 48 on sm_90, by default where kLargeM's limits allow it;
+  // MARLINRT_DENSE_MMA=wgmma forces it wherever a wgmma tile divides the shape, =sync never.
+  // 128-row m-tiles (M > 64: one m64n128k16 per decoded word, half the decode per flop) only
+  // on request, with MARLINRT_DENSE_TILE=Kx128: they measured 2-25 % slower than 64-row ones
+  // (docs/perf-notes.md, session 10).
+  const bool wgmma_forced = arch == 90 && mma == DenseMma::wgmma;
+  const bool rows128 = wgmma_forced && m > 64 && tile_override && tile_override->tile_n == 128;
   const int m_blocks =
       rows128 ? 8 : static_cast<int>(std::clamp<std::int64_t>((m + 15) / 16, 1, 4));
-  const bool wgmma_ok = wgmma_mode && m_blocks >= 4;
+  const bool wgmma_ok = arch == 90 && mma != DenseMma::sync && m_blocks >= 4;
   // A view, not a copy: linear() plans every call.
   std::span<const TileChoice> choices = m_blocks == 1   ? std::span<const TileChoice>(kOneMBlock)
                                         : m_blocks == 2 ? std::span<const TileChoice>(kTwoMBlocks)
-                                        : m_blocks == 8 ? std::span<const TileChoice>(kWgmmaRows128)
                                                         : std::span<const TileChoice>(kLargeM);
   // Forced only where a wgmma tile divides the shape; elsewhere mma.sync serves. (With an
   // override, gemm_tile_valid below explains a tile the wgmma kernel cannot take.)
-  const bool wgmma_only = wgmma_ok && divides(choices);
+  const bool wgmma_only =
+      wgmma_forced && wgmma_ok &&
+      (rows128 || std::any_of(kLargeM.begin(), kLargeM.end(), [&](const TileChoice& c) {
+         return c.wgmma && n_padded % c.tile_n == 0 && k_padded % c.tile_k == 0;
+       }));
   TileChoice forced{};
   if (tile_override) {
     if (n_padded % tile_override->tile_n || k_padded % tile_override->tile_k) {
@@ -314,7 +311,8 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
       const bool even = plan.stripe_extra == 0 && plan.k_tiles % plan.stripe_units == 0;
       const int sharers = even ? plan.k_tiles / plan.stripe_units
                                : (plan.k_tiles + plan.stripe_units - 1) / plan.stripe_units + 1;
-      if (c.max_sharers && sharers > c.max_sharers) break;  // the next tile choice
+      // The next tile choice (a forced wgmma takes any number of sharers).
+      if (c.max_sharers && sharers > c.max_sharers && !(c.wgmma && wgmma_forced)) break;
       plan.cluster_blocks = cluster_split(plan, arch, smem);
       plan.smem_bytes = smem;
       plan.workspace_floats = 2LL * plan.blocks * 16 * m_blocks * c.tile_n;

@@ -122,61 +122,50 @@ TEST_CASE("prebuild keys of a shape are exactly the plans' keys", "[dispatch]") 
   }
 }
 
-TEST_CASE("MARLINRT_DENSE_MMA=wgmma gives M > 48 on sm_90 the warpgroup MMA", "[dispatch]") {
-  const auto plan = [](std::int64_t m, int arch, DenseMma mma) {
-    return plan_dense(m, 8192, 8192, DType::bf16, arch, 132, 232448, std::nullopt, mma).key.tile;
+TEST_CASE("sm_90 serves M > 48 with the warpgroup MMA where its tiles have few sharers",
+          "[dispatch]") {
+  const auto plan = [](std::int64_t m, std::int64_t n, std::int64_t k, int arch, DenseMma mma) {
+    return plan_dense(m, n, k, DType::bf16, arch, 132, 232448, std::nullopt, mma);
   };
-  CHECK(plan(64, 90, DenseMma::wgmma).wgmma);
-  CHECK_FALSE(plan(64, 90, DenseMma::automatic).wgmma);  // opt-in for now
-  // K = 672 pads to 704, which no wgmma tile divides: mma.sync serves it.
-  CHECK_FALSE(plan_dense(64, 1024, 704, DType::bf16, 90, 132, 232448, std::nullopt, DenseMma::wgmma)
-                  .key.tile.wgmma);
-  // Above 64 rows: 128-row m-tiles (8 m-blocks) with 128x128 tiles.
-  CHECK(plan(64, 90, DenseMma::wgmma).m_blocks == 4);
-  for (std::int64_t m : {65, 128, 4096}) {
+  // The default: wgmma on big enough layers, 256x256 tiles, 64-row m-tiles.
+  for (std::int64_t m : {49, 64, 256, 4096}) {
     INFO("m " << m);
-    const GemmTile t = plan(m, 90, DenseMma::wgmma);
-    CHECK(t.wgmma);
-    CHECK(t.m_blocks == 8);
-    CHECK(t.tile_n == 128);
-    CHECK(t.tile_k == 128);
-    CHECK(gemm_smem_bytes(t) <= 232448);
+    const auto p = plan(m, 57344, 8192, 90, DenseMma::automatic);
+    CHECK(p.key.tile.wgmma);
+    CHECK(p.key.tile.m_blocks == 4);
+    CHECK(p.key.tile.tile_k == 256);
+    CHECK(p.key.tile.tile_n == 256);
+    CHECK(gemm_smem_bytes(p.key.tile) <= 232448);
   }
-  CHECK(plan_dense(4096, 8192, 8192, DType::bf16, 90, 132, 232448, std::nullopt, DenseMma::wgmma)
-            .m_tiles == 32);
-  // An override with 256-column tiles asks for the 64-row kernel; 128 columns for 128 rows.
-  const auto rows64 = plan_dense(4096, 8192, 8192, DType::bf16, 90, 132, 232448,
-                                 DenseTileOverride{256, 256, 0}, DenseMma::wgmma);
-  CHECK(rows64.key.tile.m_blocks == 4);
-  CHECK(rows64.key.tile.wgmma);
-  CHECK(rows64.m_tiles == 64);
-  const auto rows128 = plan_dense(4096, 8192, 8192, DType::bf16, 90, 132, 232448,
-                                  DenseTileOverride{256, 128, 0}, DenseMma::wgmma);
-  CHECK(rows128.key.tile.m_blocks == 8);
-  CHECK(rows128.key.tile.tile_k == 256);
-  // K = 704 (padded 672): no 128-row tile divides it, nor a 64-row one: mma.sync.
-  const auto k704 =
-      plan_dense(4096, 1024, 704, DType::bf16, 90, 132, 232448, std::nullopt, DenseMma::wgmma);
-  CHECK_FALSE(k704.key.tile.wgmma);
-  CHECK(k704.key.tile.m_blocks == 4);
-  // N = 2688, K = 2688: 128-row tiles divide it (21 k-tiles), 256-column ones would not.
-  CHECK(plan_dense(4096, 2688, 2688, DType::bf16, 90, 132, 232448, std::nullopt, DenseMma::wgmma)
-            .key.tile.m_blocks == 8);
+  CHECK_FALSE(plan(48, 57344, 8192, 90, DenseMma::automatic).key.tile.wgmma);    // 3 m-blocks
+  CHECK_FALSE(plan(4096, 57344, 8192, 80, DenseMma::automatic).key.tile.wgmma);  // sm_90 only
+  CHECK_FALSE(plan(4096, 57344, 8192, 90, DenseMma::sync).key.tile.wgmma);
+  // 4096x4096 at M = 64 has 16 tiles of 256 columns, 8 sharers each: mma.sync by default, the
+  // wgmma kernel only when forced; at M = 256 the 64 tiles have 2-3 sharers.
+  CHECK_FALSE(plan(64, 4096, 4096, 90, DenseMma::automatic).key.tile.wgmma);
+  CHECK(plan(64, 4096, 4096, 90, DenseMma::wgmma).key.tile.wgmma);
+  CHECK(plan(256, 4096, 4096, 90, DenseMma::automatic).key.tile.wgmma);
+  // K = 672 pads to 704, which no wgmma tile divides: mma.sync serves it, even when forced.
+  CHECK_FALSE(plan(64, 1024, 704, 90, DenseMma::wgmma).key.tile.wgmma);
   // N = 2688 is no multiple of the 256-column wgmma tile: mma.sync serves it.
-  CHECK_FALSE(
-      plan_dense(64, 2688, 4096, DType::bf16, 90, 132, 232448, std::nullopt, DenseMma::wgmma)
-          .key.tile.wgmma);
-  CHECK(plan(4096, 90, DenseMma::wgmma).wgmma);
-  CHECK_FALSE(plan(64, 90, DenseMma::sync).wgmma);
-  CHECK_FALSE(plan(4096, 80, DenseMma::wgmma).wgmma);  // sm_90 only
-  CHECK_FALSE(plan(48, 90, DenseMma::wgmma).wgmma);    // 3 m-blocks: mma.sync
-  const auto forced = plan_dense(64, 8192, 8192, DType::bf16, 90, 132, 232448,
-                                 DenseTileOverride{64, 256, 0}, DenseMma::wgmma);
-  CHECK(forced.key.tile.wgmma);
-  CHECK(forced.key.tile.tile_k == 64);
+  CHECK_FALSE(plan(4096, 2688, 4096, 90, DenseMma::wgmma).key.tile.wgmma);
+  // 128-row m-tiles only when forced with 128-column tiles and M > 64.
+  const auto rows128 = plan_dense(4096, 8192, 8192, DType::bf16, 90, 132, 232448,
+                                  DenseTileOverride{128, 128, 0}, DenseMma::wgmma);
+  CHECK(rows128.key.tile.wgmma);
+  CHECK(rows128.key.tile.m_blocks == 8);
+  CHECK(rows128.m_tiles == 32);
+  CHECK(gemm_smem_bytes(rows128.key.tile) <= 232448);
+  CHECK(plan_dense(64, 8192, 8192, DType::bf16, 90, 132, 232448, DenseTileOverride{128, 256, 0},
+                   DenseMma::wgmma)
+            .key.tile.m_blocks == 4);
   CHECK_THROWS_WITH(plan_dense(64, 8192, 8192, DType::bf16, 90, 132, 232448,
                                DenseTileOverride{128, 128, 0}, DenseMma::wgmma),
                     Catch::Contains("256-column tiles"));
+  // An override without MARLINRT_DENSE_MMA=wgmma keeps mma.sync.
+  CHECK_FALSE(plan_dense(4096, 8192, 8192, DType::bf16, 90, 132, 232448,
+                         DenseTileOverride{256, 256, 0}, DenseMma::automatic)
+                  .key.tile.wgmma);
   CHECK(parse_dense_mma("") == DenseMma::automatic);
   CHECK(parse_dense_mma("sync") == DenseMma::sync);
   CHECK(parse_dense_mma("wgmma") == DenseMma::wgmma);
