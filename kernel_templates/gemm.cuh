@@ -29,13 +29,13 @@ template <int kAct, int kTileK, int kTileN, int kMBlocks, int kStages, int kThre
 struct GemmConfig {
   static constexpr bool bf16 = kAct == 1;
   // sm_90a warpgroup MMA with the layer's columns as its M side. Two warpgroups of four warps.
-  // With 4 m-blocks warp w owns half w % 2 of weight strip w / 2 (32 columns), as with
+  // With 256-column tiles warp w owns half w % 2 of weight strip w / 2 (32 columns), as with
   // mma.sync at 2-4 m-blocks, and the two words a lane holds per k16 step are the A fragments
-  // of two m64n64k16 instructions (word j: n8 tiles 2j, 2j+1 = rows g and g+8 of the warp's
-  // 16-row slice). With 8 m-blocks warp w owns word w % 2 of that half (16 columns), the A
-  // fragment of one m64n128k16. The block's rows of A are the B operand, read from shared
-  // memory: one decode feeds 64 or 128 rows, and the tensor cores run asynchronously to the
-  // next decode.
+  // of two m64 x rows instructions (word j: n8 tiles 2j, 2j+1 = rows g and g+8 of the warp's
+  // 16-row slice). With 128-column tiles warp w owns word w % 2 of that half (16 columns),
+  // the A fragment of one instruction. The block's rows of A (64, or 128 with 8 m-blocks) are
+  // the B operand, read from shared memory: one decode feeds them all, and the tensor cores
+  // run asynchronously to the next decode.
   static constexpr bool wgmma = kWgmma;
   static constexpr int tile_k = kTileK;
   static constexpr int tile_n = kTileN;
@@ -52,7 +52,7 @@ struct GemmConfig {
   // decoded weight, 32 with 2-4 m-blocks so that its accumulators stay in registers: 64
   // columns at 4 m-blocks spill and measured 291 -> 248 TFLOP/s at M = 4096 (session 7)
   // (host mirror: gemm_warp_cols() in runtime/dense_dispatch.cpp).
-  static constexpr int warp_cols = kWgmma && kMBlocks == 8 ? 16 : kMBlocks == 1 ? 64 : 32;
+  static constexpr int warp_cols = kWgmma ? kTileN / 8 : kMBlocks == 1 ? 64 : 32;
   static constexpr int warp_tiles = warp_cols / 8;  // n8 tiles per warp
   static constexpr int warps_n = kTileN / warp_cols;
   static constexpr int warps_k = warps / warps_n;
@@ -88,9 +88,9 @@ struct GemmConfig {
                 "warps must tile the n dimension");
   static_assert(k16_per_tile % warps_k == 0, "k16 steps must split evenly over warps");
   static_assert(!kMoe, "the MoE GEMM is not implemented yet");
-  static_assert(!kWgmma || (kThreads == 256 &&
-                            ((kMBlocks == 4 && kTileN == 256) || (kMBlocks == 8 && kTileN == 128))),
-                "wgmma: two warpgroups, 64 rows x 256 columns or 128 rows x 128 columns");
+  static_assert(!kWgmma || (kThreads == 256 && (kTileN == 128 || kTileN == 256) &&
+                            (kMBlocks == 4 || (kMBlocks == 8 && kTileN == 128))),
+                "wgmma: two warpgroups, 64 rows x 128 or 256 columns, or 128 rows x 128 columns");
   // The accumulators: [m-block][n8 tile][4] for mma.sync, [instruction][n8 of rows][4] for
   // wgmma (one m64 x rows D fragment per instruction).
   static constexpr int acc_outer = kWgmma ? warp_cols / 16 : kMBlocks;

@@ -59,8 +59,11 @@ constexpr auto kTwoMBlocks = with_fallbacks<4>(
 // 449 -> 343), with 256-deep k tiles (half the stage drains), but only where its 64x256 tiles
 // leave each tile few sharers: 4096x4096 at M = 64 (8 sharers) went 16.6 -> 25.8 us.
 constexpr int kWgmmaMaxSharers = 5;
-constexpr auto kLargeM = with_fallbacks<5>({{{256, 256, 256, 0, kWgmmaMaxSharers, true},
+// 128-column wgmma tiles serve layers whose padded N is no multiple of 256 (N = 2688, 3712).
+constexpr auto kLargeM = with_fallbacks<7>({{{256, 256, 256, 0, kWgmmaMaxSharers, true},
                                              {128, 256, 256, 0, kWgmmaMaxSharers, true},
+                                             {256, 128, 256, 0, kWgmmaMaxSharers, true},
+                                             {128, 128, 256, 0, kWgmmaMaxSharers, true},
                                              {128, 256, 256, 60},
                                              {128, 64, 128, 0},
                                              {128, 128, 256, 0}}});
@@ -159,25 +162,23 @@ bool parse_dense_clusters(std::string_view value) {
   fail(Status::invalid_argument, "MARLINRT_DENSE_CLUSTERS='{}': expected on or off", value);
 }
 
-int gemm_warp_cols(int m_blocks, bool wgmma) {
-  return wgmma && m_blocks == 8 ? 16 : m_blocks == 1 ? 64 : 32;
-}
+int gemm_warp_cols(const GemmTile& t) { return t.wgmma ? t.tile_n / 8 : t.m_blocks == 1 ? 64 : 32; }
 
 int gemm_blocks_per_sm(const GemmTile& t) { return (t.m_blocks <= 2 ? 512 : 256) / t.threads; }
 
 bool gemm_tile_valid(const GemmTile& t) {
-  if (t.wgmma)
-    return t.threads == 256 &&
-           ((t.m_blocks == 4 && t.tile_n == 256) || (t.m_blocks == 8 && t.tile_n == 128));
+  if (t.wgmma)  // as KernelKey::validate
+    return t.threads == 256 && (t.tile_n == 128 || t.tile_n == 256) &&
+           (t.m_blocks == 4 || (t.m_blocks == 8 && t.tile_n == 128));
   if (t.m_blocks < 1 || t.m_blocks > 4) return false;
-  const int warps = t.threads / 32, warps_n = t.tile_n / gemm_warp_cols(t.m_blocks, false);
+  const int warps = t.threads / 32, warps_n = t.tile_n / gemm_warp_cols(t);
   if ((t.threads != 128 && t.threads != 256) || warps_n < 1 || warps % warps_n != 0) return false;
   return (t.tile_k / 16) % (warps / warps_n) == 0;
 }
 
 int gemm_smem_bytes(const GemmTile& t) {
   const int rows = 16 * t.m_blocks;
-  const int warps = t.threads / 32, warps_n = t.tile_n / gemm_warp_cols(t.m_blocks, t.wgmma);
+  const int warps = t.threads / 32, warps_n = t.tile_n / gemm_warp_cols(t);
   const int warps_k = warps / warps_n;
   const int stage = rows * t.tile_k * 2 + t.tile_k * t.tile_n / 2 + t.tile_k * t.tile_n / 16;
   const int warp_sums = (warps_k - 1) * rows * t.tile_n * 4;
@@ -246,14 +247,14 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
       if (forced.wgmma) {
         fail(Status::invalid_argument,
              "MARLINRT_DENSE_TILE asks for {}x{} tiles with {} threads, but the wgmma kernel "
-             "(MARLINRT_DENSE_MMA=wgmma) takes 256 threads and 256-column tiles (64-row "
-             "m-tiles) or, for M > 64, 128-column tiles (128-row m-tiles)",
+             "(MARLINRT_DENSE_MMA=wgmma) takes 256 threads and 128- or 256-column tiles "
+             "(128-column tiles give 128-row m-tiles for M > 64)",
              forced.tile_k, forced.tile_n, threads);
       }
       fail(Status::invalid_argument,
            "MARLINRT_DENSE_TILE asks for {}x{} tiles with {} threads, which the kernel cannot "
            "split over its warps at {} m-blocks ({} columns per warp)",
-           forced.tile_k, forced.tile_n, threads, m_blocks, gemm_warp_cols(m_blocks, false));
+           forced.tile_k, forced.tile_n, threads, m_blocks, gemm_warp_cols(check));
     }
     choices = std::span<const TileChoice>(&forced, 1);
   }

@@ -32,7 +32,7 @@ namespace marlinrt::detail {
 int gemm_smem_bytes(const GemmTile& tile);
 
 // Output columns one warp owns: the host mirror of GemmConfig::warp_cols.
-int gemm_warp_cols(int m_blocks, bool wgmma);
+int gemm_warp_cols(const GemmTile& tile);
 
 // Resident blocks per SM the kernel's register budget is made for: the host mirror of
 // GemmConfig::min_blocks_per_sm (128 registers per thread for 1-2 m-blocks, else 255).

@@ -128,12 +128,12 @@ void KernelKey::validate() const {
   if (t.threads != 128 && t.threads != 256) {
     fail(Status::invalid_argument, "kernel key: {} threads (expected 128 or 256)", t.threads);
   }
-  const bool wgmma_shape =
-      (t.m_blocks == 4 && t.tile_n == 256) || (t.m_blocks == 8 && t.tile_n == 128);
-  if (t.wgmma && (arch != 90 || t.threads != 256 || !wgmma_shape)) {
+  const bool wgmma_shape = t.threads == 256 && (t.tile_n == 128 || t.tile_n == 256) &&
+                           (t.m_blocks == 4 || (t.m_blocks == 8 && t.tile_n == 128));
+  if (t.wgmma && (arch != 90 || !wgmma_shape)) {
     fail(Status::invalid_argument,
          "kernel key: wgmma kernels are sm_90 only, with 256 threads and either 4 m-blocks and "
-         "256-column tiles or 8 m-blocks and 128-column tiles (got {}, m{}, w{}, t{}x{})",
+         "128- or 256-column tiles or 8 m-blocks and 128-column tiles (got {}, m{}, w{}, t{}x{})",
          arch_name(arch), t.m_blocks, t.threads, t.tile_k, t.tile_n);
   }
 }

@@ -309,7 +309,8 @@ TEST_CASE("marlinrt rejects bad keys, archs and usage with exit status 2", "[cli
   CHECK(junk_env.exit_code == 2);
   CHECK_THAT(junk_env.err, Catch::Contains("MARLINRT_CACHE_MAX_BYTES"));
 
-  const ToolResult disabled = tool.run({"prebuild", "selftest/sm_80"}, {"MARLINRT_CACHE_DISABLE=1"});
+  const ToolResult disabled =
+      tool.run({"prebuild", "selftest/sm_80"}, {"MARLINRT_CACHE_DISABLE=1"});
   CHECK(disabled.exit_code == 2);
   CHECK_THAT(disabled.err, Catch::Contains("MARLINRT_CACHE_DISABLE"));
 

@@ -147,8 +147,13 @@ TEST_CASE("sm_90 serves M > 48 with the warpgroup MMA where its tiles have few s
   CHECK(plan(256, 4096, 4096, 90, DenseMma::automatic).key.tile.wgmma);
   // K = 672 pads to 704, which no wgmma tile divides: mma.sync serves it, even when forced.
   CHECK_FALSE(plan(64, 1024, 704, 90, DenseMma::wgmma).key.tile.wgmma);
-  // N = 2688 is no multiple of the 256-column wgmma tile: mma.sync serves it.
-  CHECK_FALSE(plan(4096, 2688, 4096, 90, DenseMma::wgmma).key.tile.wgmma);
+  // N = 2688 is no multiple of 256: 128-column wgmma tiles serve it.
+  for (DenseMma mma : {DenseMma::automatic, DenseMma::wgmma}) {
+    const auto p = plan(4096, 2688, 4096, 90, mma);
+    CHECK(p.key.tile.wgmma);
+    CHECK(p.key.tile.tile_n == 128);
+    CHECK(p.key.tile.m_blocks == 4);
+  }
   // 128-row m-tiles only when forced with 128-column tiles and M > 64.
   const auto rows128 = plan_dense(4096, 8192, 8192, DType::bf16, 90, 132, 232448,
                                   DenseTileOverride{128, 128, 0}, DenseMma::wgmma);
@@ -159,9 +164,12 @@ TEST_CASE("sm_90 serves M > 48 with the warpgroup MMA where its tiles have few s
   CHECK(plan_dense(64, 8192, 8192, DType::bf16, 90, 132, 232448, DenseTileOverride{128, 256, 0},
                    DenseMma::wgmma)
             .key.tile.m_blocks == 4);
+  CHECK(plan_dense(64, 8192, 8192, DType::bf16, 90, 132, 232448, DenseTileOverride{128, 128, 0},
+                   DenseMma::wgmma)
+            .key.tile.m_blocks == 4);  // 64 rows: the 64-row kernel with 128-column tiles
   CHECK_THROWS_WITH(plan_dense(64, 8192, 8192, DType::bf16, 90, 132, 232448,
-                               DenseTileOverride{128, 128, 0}, DenseMma::wgmma),
-                    Catch::Contains("256-column tiles"));
+                               DenseTileOverride{128, 64, 0}, DenseMma::wgmma),
+                    Catch::Contains("128- or 256-column tiles"));
   // An override without MARLINRT_DENSE_MMA=wgmma keeps mma.sync.
   CHECK_FALSE(plan_dense(4096, 8192, 8192, DType::bf16, 90, 132, 232448,
                          DenseTileOverride{256, 256, 0}, DenseMma::automatic)
