@@ -402,24 +402,15 @@ struct GemmKernel {
 
   // wgmma: acc[j] is instruction j's D fragment. A k16 step's A fragments are decoded while
   // the previous step's instructions run; waiting for all but the newest group then frees
-  // the previous register set. A 16-column warp's word (0 or 1 of its half strip) picks the
-  // scale half at compile time: one branch per stage instead of a select per k16 step.
+  // the previous register set. A 16-column warp takes word w % 2 of its half strip, whose
+  // scales are the high halves of the pairs: one PRMT swaps them in. (Not a branch to two
+  // copies of the loop: wgmma is .aligned, every warp of a warpgroup must issue the same
+  // instruction, and fp16 results came out wrong when the warps of a pair diverged.)
   __device__ void compute_stage_wgmma(int slot, Acc& acc) const {
-    if constexpr (Cfg::warp_cols == 16) {
-      if (wn & 1) {
-        wgmma_stage<1>(slot, acc);
-      } else {
-        wgmma_stage<0>(slot, acc);
-      }
-    } else {
-      wgmma_stage<0>(slot, acc);
-    }
-  }
-
-  template <int kFirstWord>
-  __device__ void wgmma_stage(int slot, Acc& acc) const {
 #if __CUDA_ARCH__ >= 900
     constexpr int kWords = Cfg::warp_cols / 16;  // one instruction each
+    const int first_word = kWords == 1 ? (wn & 1) : 0;
+    const u32 scale_halves = first_word ? 0x1032u : 0x3210u;  // PRMT selector
     const char* s = smem + slot * Cfg::stage_bytes;
     const char* sb = s + Cfg::a_stage_bytes;
     const char* ss = sb + Cfg::b_stage_bytes;
@@ -435,7 +426,7 @@ struct GemmKernel {
     // compiler barrier, and a load issued after it would put its latency between two groups.
     const auto words_of = [&](int kk, u32(&w)[kWords], u32& sc) {
       const int unit = strip * Cfg::k16_per_tile + kk;
-      const char* src = sb + unit * 512 + lane * 16 + half * 8 + kFirstWord * 4;
+      const char* src = sb + unit * 512 + lane * 16 + half * 8 + first_word * 4;
       if constexpr (kWords == 2) {
         const U2 pair = *reinterpret_cast<const U2*>(src);
         w[0] = pair.x, w[1] = pair.y;
@@ -470,10 +461,14 @@ struct GemmKernel {
       for (int i = 0; i < kSteps; ++i) {
         u32 scales[2];
         decode_scale_pairs<bf16>(sw[i], scales);
+        if constexpr (kWords == 1) {
+          scales[0] = prmt(scales[0], 0, scale_halves);
+          scales[1] = prmt(scales[1], 0, scale_halves);
+        }
 #pragma unroll
         for (int j = 0; j < kWords; ++j) {
           u32 b[4];
-          if (kFirstWord + j == 0) {
+          if (j == 0) {
             decode_scaled_tiles<bf16, 0>(words[i][j], scales, b);
           } else {
             decode_scaled_tiles<bf16, 1>(words[i][j], scales, b);
