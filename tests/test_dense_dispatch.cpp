@@ -140,11 +140,16 @@ TEST_CASE("sm_90 serves M > 48 with the warpgroup MMA where its tiles have few s
   CHECK_FALSE(plan(48, 57344, 8192, 90, DenseMma::automatic).key.tile.wgmma);    // 3 m-blocks
   CHECK_FALSE(plan(4096, 57344, 8192, 80, DenseMma::automatic).key.tile.wgmma);  // sm_90 only
   CHECK_FALSE(plan(4096, 57344, 8192, 90, DenseMma::sync).key.tile.wgmma);
-  // 4096x4096 at M = 64 has 16 tiles of 256 columns, 8 sharers each: mma.sync by default, the
-  // wgmma kernel only when forced; at M = 256 the 64 tiles have 2-3 sharers.
-  CHECK_FALSE(plan(64, 4096, 4096, 90, DenseMma::automatic).key.tile.wgmma);
-  CHECK(plan(64, 4096, 4096, 90, DenseMma::wgmma).key.tile.wgmma);
-  CHECK(plan(256, 4096, 4096, 90, DenseMma::automatic).key.tile.wgmma);
+  // 4096x4096 at M = 64 has 16 tiles of 256 columns, 8 sharers each: 128-column tiles (4
+  // sharers) instead; at M = 256 the 64 tiles of 256 columns have 2.
+  const auto small = plan(64, 4096, 4096, 90, DenseMma::automatic).key.tile;
+  CHECK(small.wgmma);
+  CHECK(small.tile_n == 128);
+  CHECK(plan(256, 4096, 4096, 90, DenseMma::automatic).key.tile.tile_n == 256);
+  // 3712x2688 at M = 64: 29 tiles of 128 columns over 21 k-tiles, more than 5 sharers each:
+  // mma.sync by default, the wgmma kernel only when forced.
+  CHECK_FALSE(plan(64, 3712, 2688, 90, DenseMma::automatic).key.tile.wgmma);
+  CHECK(plan(64, 3712, 2688, 90, DenseMma::wgmma).key.tile.wgmma);
   // K = 672 pads to 704, which no wgmma tile divides: mma.sync serves it, even when forced.
   CHECK_FALSE(plan(64, 1024, 704, 90, DenseMma::wgmma).key.tile.wgmma);
   // N = 2688 is no multiple of 256: 128-column wgmma tiles serve it.
