@@ -31,7 +31,8 @@ enum class ScalarType : std::uint8_t { e2m1 = 0 };
 // Epilogue activation of MoE GEMM1.
 enum class Activation : std::uint8_t { none = 0, silu = 1, relu2 = 2 };
 
-// Tile of one thread block: tile_k x tile_n weights, 16*m_blocks rows of A,
+// Tile of one thread block: tile_k x tile_n weights, 16*m_blocks rows of A (1..4 m-blocks, or 8
+// for the 128-row wgmma variant),
 // `stages` deep cp.async pipeline, `threads` per block. `wgmma`: the sm_90a warpgroup MMA
 // (compiled for sm_90a) instead of mma.sync; key text ".../w256/wgmma/sm_90".
 struct GemmTile {
