@@ -422,7 +422,7 @@ struct GemmKernel {
     const auto step_offset = [](int kk) {
       return static_cast<u64>(((kk / 4) * Cfg::a_slab_bytes + (kk % 4) * 32) >> 4);
     };
-    // The weight and scale words of step kk, loaded one step early: the wait below is a
+    // The weight and scale words of step kk, loaded one group early: the wait below is a
     // compiler barrier, and a load issued after it would put its latency between two groups.
     const auto words_of = [&](int kk, u32(&w)[kWords], u32& sc) {
       const int unit = strip * Cfg::k16_per_tile + kk;
@@ -436,8 +436,8 @@ struct GemmKernel {
       sc = *reinterpret_cast<const u32*>(ss + unit * 64 + g * 8 + half * 4);
     };
     // kSteps k16 steps per commit group: while a group runs, the next kSteps steps decode
-    // (independent chains), so the tensor pipe has a whole group queued instead of one
-    // instruction per warpgroup (one step per group measured slower than mma.sync).
+    // (independent chains) and the tensor pipe has a whole group queued. Measured within
+    // noise of one step per group (H200, session 10), so the choice is not critical.
     constexpr int kSteps = Cfg::wgmma_steps;
     static_assert(Cfg::k16_per_tile % kSteps == 0, "commit groups tile the stage");
     u32 next_w[kSteps][kWords];
