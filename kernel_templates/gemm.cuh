@@ -94,13 +94,8 @@ struct GemmConfig {
   // The accumulators: [m-block][n8 tile][4] for mma.sync, [instruction][n8 of rows][4] for
   // wgmma (one m64 x rows D fragment per instruction).
   static constexpr int acc_outer = kWgmma ? warp_cols / 16 : kMBlocks;
-  // wgmma: k16 steps decoded and issued per commit group (MARLINRT_WGMMA_STEPS overrides it
-  // for tuning).
-#ifdef MARLINRT_WGMMA_STEPS
-  static constexpr int wgmma_steps = MARLINRT_WGMMA_STEPS;
-#else
+  // wgmma: k16 steps decoded and issued per commit group.
   static constexpr int wgmma_steps = 4;
-#endif
   static constexpr int acc_inner = kWgmma ? rows / 8 : warp_tiles;
 
   // A's shared layout; copy chunk c is 16 bytes of row c / a_chunks_per_row, so neighbouring
@@ -866,9 +861,10 @@ __device__ __forceinline__ void gemm_kernel(const GemmParams& params) {
   extern __shared__ __align__(Cfg::wgmma ? 1024 : 128) char smem[];
   u32 dynamic_bytes;
   asm("mov.u32 %0, %%dynamic_smem_size;\n" : "=r"(dynamic_bytes));
-  if (dynamic_bytes < static_cast<u32>(Cfg::smem_bytes))
-    asm volatile("trap;");                                                 // host/kernel disagree
-  if (Cfg::wgmma && (smem_u32(smem) & 1023u) != 0) asm volatile("trap;");  // see a_smem_offset
+  // Traps: the host and the kernel disagree on the shared memory size, or the wgmma
+  // operand's swizzle would be misaligned (see a_smem_offset).
+  if (dynamic_bytes < static_cast<u32>(Cfg::smem_bytes)) asm volatile("trap;");
+  if (Cfg::wgmma && (smem_u32(smem) & 1023u) != 0) asm volatile("trap;");
   GemmKernel<Cfg>(params, smem).run();
 }
 
