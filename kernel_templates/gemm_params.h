@@ -20,6 +20,14 @@ struct GemmParams {
   // The striped partition of the m_tiles * n_tiles * k_tiles work units (< 2^31) over the
   // grid: block b starts at unit b * stripe_units + min(b, stripe_extra) (see Stripe).
   int stripe_units, stripe_extra;
+  // 1: the stripes above. Else the grid size, and block b owns whole tiles b, b + tile_step,
+  // ...: the tiles in flight at one time are neighbours in the band order below, so they
+  // share rows of A and weight strips in L2 (large M; the stripes spread the blocks over the
+  // whole output, and at M = 4096 every byte came from DRAM).
+  int tile_step;
+  // Tile t -> (n_tile, m_tile): bands of band_m m-tiles (the last may be shorter), column
+  // after column inside a band. band_m = m_tiles is the plain n-major order.
+  int band_m;
   int vector_store;  // 1 when c and ldc allow 32-bit paired stores
   // > 1 (sm_90 only): the grid is made of clusters of this many blocks, each cluster exactly
   // the sharers of one output tile (one k-range each, in rank order), which reduce through

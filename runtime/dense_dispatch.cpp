@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cmath>
 #include <cstdlib>
 #include <limits>
 #include <span>
@@ -90,6 +91,28 @@ int split_blocks(std::int64_t units, int tiles, int k_tiles, std::int64_t max_bl
   return static_cast<int>(stripe);
 }
 
+// Whole tiles in band order instead of stripes: where every block slot gets a tile and the
+// waves of tiles keep 95 % of the slots busy. The stripes balance exactly, but their blocks
+// work on tiles far apart, so A and the weights stream from DRAM once per tile (H200, bf16,
+// stripes -> bands: 57344x8192 M = 4096 10541 -> 9130 us, 10240x8192 1964 -> 1694,
+// 4096x4096 M = 1024 102.6 -> 91.2), while an idle part of the last wave costs its share
+// (2688x4096 M = 4096, 93 % busy: 300.0 -> 319.1).
+bool use_bands(const DenseOrder& order, std::int64_t tiles, std::int64_t slots) {
+  if (order.mode == DenseOrder::stripes || slots < 2 || tiles < slots) return false;
+  if (order.mode == DenseOrder::bands) return true;
+  const std::int64_t waves = (tiles + slots - 1) / slots;
+  return 20 * tiles >= 19 * waves * slots;
+}
+
+// The band height: the tiles in flight (`blocks` neighbours in band order) span band_m
+// m-tiles and blocks / band_m n-tiles, reading 2 * rows bytes of A per k for each m-tile and
+// 9/16 * tile_n of weights and scales for each n-tile; band_m balances the two.
+int band_height(const GemmTile& tile, int blocks, int m_tiles) {
+  const double rows = 16.0 * tile.m_blocks;
+  const double best = std::sqrt(blocks * (tile.tile_n * 9.0 / 16.0) / (2.0 * rows));
+  return std::clamp(static_cast<int>(std::lround(best)), 1, m_tiles);
+}
+
 // Clusters of the sharers of each tile (sm_90): when every block owns one k-range of one tile
 // and a tile has 2..8 sharers (the portable cluster size), and a whole partial fits in the
 // block's shared memory. 1: the global-workspace reduction.
@@ -156,6 +179,25 @@ DenseMma parse_dense_mma(std::string_view value) {
   fail(Status::invalid_argument, "MARLINRT_DENSE_MMA='{}': expected auto, sync or wgmma", value);
 }
 
+DenseOrder parse_dense_order(std::string_view value) {
+  if (value.empty() || value == "auto") return {};
+  if (value == "stripes") return {DenseOrder::stripes, 0};
+  if (value == "bands") return {DenseOrder::bands, 0};
+  constexpr std::string_view prefix = "bands:";
+  int band_m = 0;
+  if (value.substr(0, prefix.size()) == prefix) {
+    const std::string_view number = value.substr(prefix.size());
+    const auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), band_m);
+    if (ec == std::errc() && end == number.data() + number.size() && band_m >= 1 &&
+        band_m <= 4096)
+      return {DenseOrder::bands, band_m};
+  }
+  fail(Status::invalid_argument,
+       "MARLINRT_DENSE_ORDER='{}': expected auto, stripes, bands or bands:B with B (m-tiles per "
+       "band) 1 to 4096",
+       value);
+}
+
 bool parse_dense_clusters(std::string_view value) {
   if (value.empty() || value == "on") return true;
   if (value == "off") return false;
@@ -197,12 +239,18 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
     const char* value = std::getenv("MARLINRT_DENSE_MMA");
     return parse_dense_mma(value != nullptr ? value : "");
   }();
-  return plan_dense(m, n_padded, k_padded, act, arch, sm_count, smem_limit, from_env, mma);
+  static const DenseOrder order = [] {
+    const char* value = std::getenv("MARLINRT_DENSE_ORDER");
+    return parse_dense_order(value != nullptr ? value : "");
+  }();
+  return plan_dense(m, n_padded, k_padded, act, arch, sm_count, smem_limit, from_env, mma,
+                    order);
 }
 
 DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padded, DType act,
                      int arch, int sm_count, int smem_limit,
-                     const std::optional<DenseTileOverride>& tile_override, DenseMma mma) {
+                     const std::optional<DenseTileOverride>& tile_override, DenseMma mma,
+                     DenseOrder order) {
   // The warpgroup MMA serves M > 48 on sm_90, by default where kLargeM's limits allow it;
   // MARLINRT_DENSE_MMA=wgmma forces it wherever a wgmma tile divides the shape, =sync never.
   // 128-row m-tiles (M > 64: one m64n128k16 per decoded word, half the decode per flop) only
@@ -303,10 +351,20 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
              m, n_padded, k_padded, units);
       }
       const int per_sm = std::min(fit, wanted_per_sm);
-      plan.blocks = split_blocks(units, plan.m_tiles * plan.n_tiles, plan.k_tiles,
-                                 std::int64_t{sm_count} * per_sm);
-      plan.stripe_units = static_cast<int>(units / plan.blocks);
-      plan.stripe_extra = static_cast<int>(units % plan.blocks);
+      const int tiles = plan.m_tiles * plan.n_tiles;
+      const std::int64_t slots = std::int64_t{sm_count} * per_sm;
+      if (use_bands(order, tiles, slots)) {
+        plan.blocks = static_cast<int>(slots);
+        plan.tile_step = plan.blocks;
+        plan.band_m = order.band_m ? std::min(order.band_m, plan.m_tiles)
+                                   : band_height(tile, plan.blocks, plan.m_tiles);
+        plan.stripe_units = plan.k_tiles;  // unused by the kernel; one tile per block's turn
+      } else {
+        plan.blocks = split_blocks(units, tiles, plan.k_tiles, slots);
+        plan.band_m = plan.m_tiles;
+        plan.stripe_units = static_cast<int>(units / plan.blocks);
+        plan.stripe_extra = static_cast<int>(units % plan.blocks);
+      }
       // Blocks covering one tile: exact for an even split, else at most one more than the
       // shortest stripes need (straddling).
       const bool even = plan.stripe_extra == 0 && plan.k_tiles % plan.stripe_units == 0;

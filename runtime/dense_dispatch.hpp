@@ -48,6 +48,9 @@ struct DensePlan {
   int blocks = 0;  // stripes, one block each
   int m_tiles = 0, n_tiles = 0, k_tiles = 0;
   int stripe_units = 0, stripe_extra = 0;  // block b starts at b * stripe_units + min(b, extra)
+  // > 1: no stripes; block b owns whole tiles b, b + tile_step, ... (GemmParams::tile_step).
+  int tile_step = 1;
+  int band_m = 0;  // m-tiles per band of the tile order (GemmParams::band_m)
   // > 1: launch clusters of this many blocks, each the sharers of one tile, which reduce
   // through distributed shared memory (sm_90; see GemmParams::cluster_blocks).
   int cluster_blocks = 1;
@@ -84,9 +87,19 @@ DenseMma parse_dense_mma(std::string_view value);
 // measuring). Throws invalid_argument naming the variable for any other value.
 bool parse_dense_clusters(std::string_view value);
 
+// How a plan orders its tiles (MARLINRT_DENSE_ORDER): "auto" (the built-in choice), "stripes"
+// (always the striped partition), "bands" (whole tiles in band order wherever there are at
+// least as many tiles as block slots) or "bands:B" (the same with B m-tiles per band).
+struct DenseOrder {
+  enum Mode { automatic, stripes, bands } mode = automatic;
+  int band_m = 0;  // 0: the built-in band height
+};
+// Throws invalid_argument naming the variable and the accepted forms.
+DenseOrder parse_dense_order(std::string_view value);
+
 // The plan for y[m, n] = x[m, k] W^T with the padded extents of the prepared weight.
-// MARLINRT_DENSE_TILE and MARLINRT_DENSE_MMA (read once per process), when set, replace the
-// choice: a shape the tile does not divide, or shared memory it does not fit, is an error
+// MARLINRT_DENSE_TILE, MARLINRT_DENSE_MMA and MARLINRT_DENSE_ORDER (read once per process),
+// when set, replace the choice: a shape the tile does not divide, or shared memory it does not fit, is an error
 // naming the variable.
 DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padded, DType act,
                      int arch, int sm_count, int smem_limit);
@@ -94,6 +107,6 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
 DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padded, DType act,
                      int arch, int sm_count, int smem_limit,
                      const std::optional<DenseTileOverride>& tile_override,
-                     DenseMma mma = DenseMma::automatic);
+                     DenseMma mma = DenseMma::automatic, DenseOrder order = {});
 
 }  // namespace marlinrt::detail

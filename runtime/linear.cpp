@@ -22,7 +22,7 @@ using namespace detail;
 
 void linear(Stream stream, MatrixView x, const PreparedLinear& w, MutableMatrixView y,
             const LinearOptions& options) {
-  (void)options;  // deterministic is the only mode: the striped reduction is ordered
+  (void)options;  // deterministic is the only mode: every reduction has a fixed order
   const auto& p = w.impl();
   const DeviceInfo& dev = current_device();
   if (dev.ordinal != p.device) {
@@ -77,6 +77,8 @@ void linear(Stream stream, MatrixView x, const PreparedLinear& w, MutableMatrixV
   params.k_tiles = plan.k_tiles;
   params.stripe_units = plan.stripe_units;
   params.stripe_extra = plan.stripe_extra;
+  params.tile_step = plan.tile_step;
+  params.band_m = plan.band_m;
   params.vector_store =
       reinterpret_cast<std::uintptr_t>(y.data) % 4 == 0 && y.stride() % 2 == 0 ? 1 : 0;
   params.trace = gemm_trace_for(plan.blocks);  // null unless a diagnostic trace is set
