@@ -2,9 +2,8 @@
 //
 // Pieces, top to bottom:
 //   GemmConfig      compile-time shape of a block (from the KernelKey)
-//   Stripe          which work units (tile, k-tile) a block owns (striped partition), unless
-//                   it owns whole tiles in band order (GemmParams::tile_step, large M)
-//   Cursor          a position in that unit sequence
+//   (tile_order.h)  which work units (tile, k-tile) a block owns and the Cursor that walks
+//                   them: stripes, or whole tiles in band order for large M
 //   StageLoader     cp.async of one work unit's A rows, weights and scales into a stage;
 //                   per-thread sources are computed once per tile, then only advanced
 //   compute_stage   ldmatrix A, decode B in registers, mma.sync into fp32 accumulators
@@ -22,6 +21,7 @@
 #include "fp4_decode.cuh"
 #include "gemm_params.h"
 #include "ptx.cuh"
+#include "tile_order.h"
 
 namespace marlinrt::kern {
 
@@ -129,60 +129,6 @@ struct __align__(8) F2 {
 };
 struct __align__(16) F4 {
   float x, y, z, w;
-};
-
-// Striped partition: the work units (tile, k-tile), tile-major, are cut into gridDim.x
-// contiguous stripes whose lengths differ by at most one.
-struct Stripe {
-  int units_per_block, extra;  // block b owns units_per_block units, one more if b < extra
-
-  __device__ int begin(int b) const { return b * units_per_block + (b < extra ? b : extra); }
-  __device__ int block_of(int u) const {
-    const int long_units = extra * (units_per_block + 1);
-    return u < long_units ? u / (units_per_block + 1) : extra + (u - long_units) / units_per_block;
-  }
-};
-
-// A position in a block's unit sequence: the stripe's consecutive units, or (tile_step > 1)
-// all k-tiles of tile b, then of tile b + tile_step, ...
-struct Cursor {
-  int tile, kt, n_tile, m_tile;
-
-  __device__ static Cursor at(int unit, const GemmParams& p) {
-    Cursor c;
-    c.tile = unit / p.k_tiles;
-    c.kt = unit - c.tile * p.k_tiles;
-    c.place(p);
-    return c;
-  }
-  // n_tile and m_tile of `tile` in the band order (GemmParams::band_m). Past the last tile
-  // (the loader's final advance) the values are unused, but no division is by zero.
-  __device__ void place(const GemmParams& p) {
-    const int band_tiles = p.band_m * p.n_tiles;
-    const int band = tile / band_tiles;
-    const int first_m = band * p.band_m;
-    const int in_band = tile - band * band_tiles;
-    const int left = p.m_tiles - first_m;
-    const int band_rows = left < 1 ? 1 : left < p.band_m ? left : p.band_m;
-    n_tile = in_band / band_rows;
-    m_tile = first_m + in_band - n_tile * band_rows;
-  }
-  // Next unit; true when it starts a new tile. The stripes' common case (one band) needs no
-  // division.
-  __device__ bool advance(const GemmParams& p) {
-    if (++kt < p.k_tiles) return false;
-    kt = 0;
-    tile += p.tile_step;
-    if (p.tile_step == 1 && p.band_m == p.m_tiles) {
-      if (++m_tile == p.m_tiles) {
-        m_tile = 0;
-        ++n_tile;
-      }
-    } else {
-      place(p);
-    }
-    return true;
-  }
 };
 
 // Copies work units into pipeline stages. Every thread owns chunks i = 0, 1, ... of each
@@ -814,13 +760,8 @@ struct GemmKernel {
   __device__ void run() const {
     trace(kTraceEntry);
     const Stripe stripe{p.stripe_units, p.stripe_extra};
-    int u_begin = stripe.begin(blockIdx.x);
-    int count = stripe.begin(blockIdx.x + 1) - u_begin;
-    if (p.tile_step > 1) {  // whole tiles b, b + tile_step, ...
-      const int tiles = p.m_tiles * p.n_tiles, b = blockIdx.x;
-      u_begin = b * p.k_tiles;
-      count = (b < tiles ? (tiles - 1 - b) / p.tile_step + 1 : 0) * p.k_tiles;
-    }
+    const BlockUnits mine = BlockUnits::of(blockIdx.x, p);
+    const int u_begin = mine.first, count = mine.count;
     if (p.cluster_blocks > 1 && (p.stripe_extra != 0 || count * p.cluster_blocks != p.k_tiles))
       asm volatile("trap;");  // host and kernel disagree on the cluster split
     Cursor computing = Cursor::at(u_begin, p);

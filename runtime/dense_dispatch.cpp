@@ -69,6 +69,22 @@ constexpr auto kLargeM = with_fallbacks<7>({{{256, 256, 256, 0, kWgmmaMaxSharers
                                              {128, 64, 128, 0},
                                              {128, 128, 256, 0}}});
 
+// 128-row m-tiles (wgmma m64n128k16: one decoded word feeds twice the rows, half the decode
+// per flop) with 128-column tiles, 256-deep k where K allows it. Measured against the 64-row
+// plan (H200, bf16, same call, us; bands where the waves fill the slots):
+//   M >= 512: 2688x4096 M = 4096 295.8 -> 228.1, 10304x2688 913.6 -> 644.4, 3712x2688
+//   330.1 -> 243.5, 57344x8192 9238 -> 8919, 36864x7168 5218 -> 5029, 4096x4096 348.9 -> 337.4,
+//   but 10240x8192 1723 -> 1810; M = 1024: every layer 2-29 % faster;
+//   M = 128..256, layers of >= 50M weights: 57344x8192 M = 128 302.8 -> 288.0, M = 256
+//   581.5 -> 553.7, 36864x7168 341.4 -> 323.7; on smaller layers mixed (4096x4096 M = 128
+//   22.4 with mma.sync, 26.7 with these), so they keep the 64-row plan there.
+constexpr auto kRows128 = std::array<TileChoice, 2>{
+    {{256, 128, 256, 0, 0, true}, {128, 128, 256, 0, 0, true}}};
+bool prefer_rows128(std::int64_t m, std::int64_t n_padded, std::int64_t k_padded) {
+  if (k_padded % 128 != 0) return false;  // no 128-row tile divides it
+  return m >= 512 || (m >= 128 && n_padded * k_padded >= 50'000'000);
+}
+
 constexpr int kMaxStages = 4;
 
 // Blocks for `units` work units over `tiles` output tiles of `k_tiles` units each, at most
@@ -251,19 +267,22 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
                      int arch, int sm_count, int smem_limit,
                      const std::optional<DenseTileOverride>& tile_override, DenseMma mma,
                      DenseOrder order) {
-  // The warpgroup MMA serves M > 48 on sm_90, by default where kLargeM's limits allow it;
-  // MARLINRT_DENSE_MMA=wgmma forces it wherever a wgmma tile divides the shape, =sync never.
-  // 128-row m-tiles (M > 64: one m64n128k16 per decoded word, half the decode per flop) only
-  // on request, with MARLINRT_DENSE_TILE=Kx128: they measured 2-25 % slower than 64-row ones
-  // (docs/perf-notes.md, session 10).
+  // The warpgroup MMA serves M > 48 on sm_90, by default where kLargeM's limits allow it,
+  // with 128-row m-tiles where prefer_rows128() says so; MARLINRT_DENSE_MMA=wgmma forces it
+  // wherever a wgmma tile divides the shape, =sync never. With MARLINRT_DENSE_TILE, 128-row
+  // m-tiles come with a forced wgmma and 128-column tiles for M > 64.
   const bool wgmma_forced = arch == 90 && mma == DenseMma::wgmma;
-  const bool rows128 = wgmma_forced && m > 64 && tile_override && tile_override->tile_n == 128;
+  const bool rows128 =
+      arch == 90 && mma != DenseMma::sync && m > 64 &&
+      (tile_override ? wgmma_forced && tile_override->tile_n == 128
+                     : prefer_rows128(m, n_padded, k_padded));
   const int m_blocks =
       rows128 ? 8 : static_cast<int>(std::clamp<std::int64_t>((m + 15) / 16, 1, 4));
   const bool wgmma_ok = arch == 90 && mma != DenseMma::sync && m_blocks >= 4;
   // A view, not a copy: linear() plans every call.
   std::span<const TileChoice> choices = m_blocks == 1   ? std::span<const TileChoice>(kOneMBlock)
                                         : m_blocks == 2 ? std::span<const TileChoice>(kTwoMBlocks)
+                                        : m_blocks == 8 ? std::span<const TileChoice>(kRows128)
                                                         : std::span<const TileChoice>(kLargeM);
   // Forced only where a wgmma tile divides the shape; elsewhere mma.sync serves. (With an
   // override, gemm_tile_valid below explains a tile the wgmma kernel cannot take.)

@@ -127,16 +127,25 @@ TEST_CASE("sm_90 serves M > 48 with the warpgroup MMA where its tiles have few s
   const auto plan = [](std::int64_t m, std::int64_t n, std::int64_t k, int arch, DenseMma mma) {
     return plan_dense(m, n, k, DType::bf16, arch, 132, 232448, std::nullopt, mma);
   };
-  // The default: wgmma on big enough layers, 256x256 tiles, 64-row m-tiles.
-  for (std::int64_t m : {49, 64, 256, 4096}) {
+  // The default: wgmma on big enough layers, 256x256 tiles with 64-row m-tiles up to M = 127,
+  // then 256x128 tiles with 128-row m-tiles.
+  for (std::int64_t m : {49, 64, 127, 128, 256, 4096}) {
     INFO("m " << m);
     const auto p = plan(m, 57344, 8192, 90, DenseMma::automatic);
     CHECK(p.key.tile.wgmma);
-    CHECK(p.key.tile.m_blocks == 4);
+    CHECK(p.key.tile.m_blocks == (m >= 128 ? 8 : 4));
     CHECK(p.key.tile.tile_k == 256);
-    CHECK(p.key.tile.tile_n == 256);
+    CHECK(p.key.tile.tile_n == (m >= 128 ? 128 : 256));
     CHECK(gemm_smem_bytes(p.key.tile) <= 232448);
   }
+  // Layers below 50M weights take 128-row m-tiles from M = 512; K must be a multiple of 128.
+  CHECK(plan(256, 4096, 4096, 90, DenseMma::automatic).key.tile.m_blocks == 4);
+  CHECK(plan(512, 4096, 4096, 90, DenseMma::automatic).key.tile.m_blocks == 8);
+  const auto k2688 = plan(4096, 10368, 2688, 90, DenseMma::automatic).key.tile;
+  CHECK(k2688.m_blocks == 8);
+  CHECK(k2688.tile_k == 128);
+  CHECK(plan(4096, 1024, 704, 90, DenseMma::automatic).key.tile.m_blocks == 4);
+  CHECK(plan(4096, 57344, 8192, 90, DenseMma::sync).key.tile.m_blocks == 4);
   CHECK_FALSE(plan(48, 57344, 8192, 90, DenseMma::automatic).key.tile.wgmma);    // 3 m-blocks
   CHECK_FALSE(plan(4096, 57344, 8192, 80, DenseMma::automatic).key.tile.wgmma);  // sm_90 only
   CHECK_FALSE(plan(4096, 57344, 8192, 90, DenseMma::sync).key.tile.wgmma);
@@ -154,12 +163,12 @@ TEST_CASE("sm_90 serves M > 48 with the warpgroup MMA where its tiles have few s
   CHECK_FALSE(plan(64, 1024, 704, 90, DenseMma::wgmma).key.tile.wgmma);
   // N = 2688 is no multiple of 256: 128-column wgmma tiles serve it.
   for (DenseMma mma : {DenseMma::automatic, DenseMma::wgmma}) {
-    const auto p = plan(4096, 2688, 4096, 90, mma);
+    const auto p = plan(256, 2688, 4096, 90, mma);
     CHECK(p.key.tile.wgmma);
     CHECK(p.key.tile.tile_n == 128);
     CHECK(p.key.tile.m_blocks == 4);
   }
-  // 128-row m-tiles only when forced with 128-column tiles and M > 64.
+  // With a tile override, 128-row m-tiles only when forced with 128-column tiles and M > 64.
   const auto rows128 = plan_dense(4096, 8192, 8192, DType::bf16, 90, 132, 232448,
                                   DenseTileOverride{128, 128, 0}, DenseMma::wgmma);
   CHECK(rows128.key.tile.wgmma);
@@ -272,4 +281,61 @@ TEST_CASE("MARLINRT_DENSE_TILE overrides the tile choice, and bad values explain
   CHECK_THROWS_WITH(
       plan_dense(64, 8192, 8192, DType::bf16, 90, 132, 232448, DenseTileOverride{128, 256, 0, 128}),
       Catch::Contains("MARLINRT_DENSE_TILE") && Catch::Contains("cannot split"));
+}
+
+TEST_CASE("large M owns whole tiles in band order where the waves keep the slots busy",
+          "[dispatch]") {
+  const auto plan = [](std::int64_t m, std::int64_t n, std::int64_t k, const char* order) {
+    return plan_dense(m, n, k, DType::bf16, 90, 132, 232448, std::nullopt, DenseMma::automatic,
+                      parse_dense_order(order));
+  };
+  // Many waves of tiles: whole tiles, one block per slot, bands lower than the m extent.
+  for (const char* order : {"auto", "bands"}) {
+    const DensePlan big = plan(4096, 57344, 8192, order);
+    INFO("order " << order << " blocks " << big.blocks << " band " << big.band_m);
+    CHECK(big.tile_step == big.blocks);
+    CHECK(big.stripe_extra == 0);
+    CHECK(big.cluster_blocks == 1);
+    CHECK(big.band_m >= 1);
+    CHECK(big.band_m < big.m_tiles);
+  }
+  CHECK(plan(4096, 57344, 8192, "bands:5").band_m == 5);
+  CHECK(plan(4096, 57344, 8192, "bands:4096").band_m == plan(4096, 57344, 8192, "").m_tiles);
+  // Stripes on request, for small M (fewer tiles than slots: they split k instead), and
+  // where the last wave would leave too many slots idle.
+  const DensePlan striped = plan(4096, 57344, 8192, "stripes");
+  CHECK(striped.tile_step == 1);
+  CHECK(striped.band_m == striped.m_tiles);
+  for (const char* order : {"auto", "bands"}) {
+    const DensePlan one = plan(1, 4096, 4096, order);
+    CHECK(one.tile_step == 1);
+    CHECK(one.band_m == one.m_tiles);
+  }
+  const DensePlan tail = plan(4096, 2688, 4096, "auto");
+  const std::int64_t tiles = std::int64_t{tail.m_tiles} * tail.n_tiles;
+  const std::int64_t waves = (tiles + tail.blocks - 1) / tail.blocks;
+  INFO("tiles " << tiles << " blocks " << tail.blocks);
+  CHECK((tail.tile_step == 1) == (20 * tiles < 19 * waves * tail.blocks));
+  CHECK(plan(4096, 2688, 4096, "bands").tile_step > 1);
+}
+
+TEST_CASE("MARLINRT_DENSE_ORDER accepts auto, stripes, bands and bands:B only", "[dispatch]") {
+  CHECK(parse_dense_order("").mode == DenseOrder::automatic);
+  CHECK(parse_dense_order("auto").mode == DenseOrder::automatic);
+  CHECK(parse_dense_order("stripes").mode == DenseOrder::stripes);
+  CHECK(parse_dense_order("bands").mode == DenseOrder::bands);
+  CHECK(parse_dense_order("bands").band_m == 0);
+  CHECK(parse_dense_order("bands:12").band_m == 12);
+  for (const char* bad : {"band", "bands:", "bands:0", "bands:x", "bands:12x", "bands:5000",
+                          "Stripes", "on"}) {
+    INFO(bad);
+    try {
+      (void)parse_dense_order(bad);
+      FAIL("accepted");
+    } catch (const Error& e) {
+      CHECK(e.status() == Status::invalid_argument);
+      CHECK_THAT(e.what(), Catch::Contains("MARLINRT_DENSE_ORDER") &&
+                               Catch::Contains("bands:B") && Catch::Contains(bad));
+    }
+  }
 }

@@ -336,7 +336,8 @@ TEST_CASE("dense linear honours row strides larger than K and N", "[dense][gpu][
     for (DType dtype : kActivationDtypes) {
       const std::vector<std::uint16_t> bias = random_bias(dtype, shape.n, mix_seed(seed, run++));
       PreparedTestLayer prepared = prepare_host_layer(host, dtype, stream.get(), &bias);
-      for (std::int64_t m : {1, 33, 256}) {
+      // M = 1000 on 4096x4096: sm_90 plans 128-row wgmma m-tiles in band order.
+      for (std::int64_t m : {1, 33, 256, 1000}) {
         RunSpec spec;
         spec.m = m;
         spec.x_stride = shape.k + 72;  // rows stay 16-byte aligned
