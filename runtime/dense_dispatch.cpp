@@ -80,9 +80,17 @@ constexpr auto kLargeM = with_fallbacks<7>({{{256, 256, 256, 0, kWgmmaMaxSharers
 //   22.4 with mma.sync, 26.7 with these), so they keep the 64-row plan there.
 constexpr auto kRows128 = std::array<TileChoice, 2>{
     {{256, 128, 256, 0, 0, true}, {128, 128, 256, 0, 0, true}}};
+constexpr std::int64_t kLargeLayer = 50'000'000;  // weights
 bool prefer_rows128(std::int64_t m, std::int64_t n_padded, std::int64_t k_padded) {
   if (k_padded % 128 != 0) return false;  // no 128-row tile divides it
-  return m >= 512 || (m >= 128 && n_padded * k_padded >= 50'000'000);
+  return m >= 512 || (m >= 128 && n_padded * k_padded >= kLargeLayer);
+}
+// Layers below kLargeLayer at 64 < M <= 192 (two or three 64-row m-tiles) keep mma.sync: it
+// measured faster on every one (H200, bf16, same call, M = 80 / 128, mma.sync vs wgmma:
+// 4096x4096 22.3 / 22.4 vs 26.5 / 26.8 us, 2688x4096 21.1 / 22.2 vs 22.3 / 23.1, 3712x2688
+// 19.5 / 20.5 vs 22.8 / 23.3, 10304x2688 37.8 / 38.5 vs 38.5 / 39.2) and at M = 192 on most.
+bool sync_for_few_m_tiles(std::int64_t m, std::int64_t n_padded, std::int64_t k_padded) {
+  return m > 64 && m <= 192 && n_padded * k_padded < kLargeLayer;
 }
 
 constexpr int kMaxStages = 4;
@@ -278,7 +286,9 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
                      : prefer_rows128(m, n_padded, k_padded));
   const int m_blocks =
       rows128 ? 8 : static_cast<int>(std::clamp<std::int64_t>((m + 15) / 16, 1, 4));
-  const bool wgmma_ok = arch == 90 && mma != DenseMma::sync && m_blocks >= 4;
+  const bool wgmma_ok =
+      arch == 90 && mma != DenseMma::sync && m_blocks >= 4 &&
+      (mma == DenseMma::wgmma || rows128 || !sync_for_few_m_tiles(m, n_padded, k_padded));
   // A view, not a copy: linear() plans every call.
   std::span<const TileChoice> choices = m_blocks == 1   ? std::span<const TileChoice>(kOneMBlock)
                                         : m_blocks == 2 ? std::span<const TileChoice>(kTwoMBlocks)

@@ -146,6 +146,14 @@ TEST_CASE("sm_90 serves M > 48 with the warpgroup MMA where its tiles have few s
   CHECK(k2688.tile_k == 128);
   CHECK(plan(4096, 1024, 704, 90, DenseMma::automatic).key.tile.m_blocks == 4);
   CHECK(plan(4096, 57344, 8192, 90, DenseMma::sync).key.tile.m_blocks == 4);
+  // Two or three 64-row m-tiles on a layer below 50M weights: mma.sync unless forced.
+  for (std::int64_t m : {65, 128, 192}) {
+    INFO("m " << m);
+    CHECK_FALSE(plan(m, 4096, 4096, 90, DenseMma::automatic).key.tile.wgmma);
+    CHECK(plan(m, 4096, 4096, 90, DenseMma::wgmma).key.tile.wgmma);
+    CHECK(plan(m, 10240, 8192, 90, DenseMma::automatic).key.tile.wgmma);
+  }
+  CHECK(plan(193, 4096, 4096, 90, DenseMma::automatic).key.tile.wgmma);
   CHECK_FALSE(plan(48, 57344, 8192, 90, DenseMma::automatic).key.tile.wgmma);    // 3 m-blocks
   CHECK_FALSE(plan(4096, 57344, 8192, 80, DenseMma::automatic).key.tile.wgmma);  // sm_90 only
   CHECK_FALSE(plan(4096, 57344, 8192, 90, DenseMma::sync).key.tile.wgmma);
