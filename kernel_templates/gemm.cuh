@@ -38,6 +38,18 @@ struct GemmConfig {
   // the B operand, read from shared memory: one decode feeds them all, and the tensor cores
   // run asynchronously to the next decode.
   static constexpr bool wgmma = kWgmma;
+  // Warp specialization (the 128-row wgmma kernel): a producer warpgroup after the two
+  // consumer warpgroups issues every copy, and per-stage mbarriers replace the block-wide
+  // barrier, so each consumer drains and refills its wgmma pipeline on its own while the other
+  // keeps the tensor cores busy. Registers are allocated per SM quarter (one warp of each
+  // warpgroup), so a single producer warp would cost as much as a warpgroup: instead the
+  // producer drops to producer_registers and the consumers rise to consumer_registers
+  // (40 + 2 * 232 <= 512 per quarter and thread).
+  static constexpr bool specialized = kWgmma && kMBlocks == 8;
+  static constexpr int producers = specialized ? 128 : 0;
+  static constexpr int launch_threads = kThreads + producers;
+  static constexpr int producer_registers = 40;
+  static constexpr int consumer_registers = 232;
   static constexpr int tile_k = kTileK;
   static constexpr int tile_n = kTileN;
   static constexpr int m_blocks = kMBlocks;
@@ -74,13 +86,10 @@ struct GemmConfig {
   static constexpr int partial_bytes = rows * kTileN * 4;
   static constexpr int smem_bytes =
       kWgmma && partial_bytes > pipeline_bytes ? partial_bytes : pipeline_bytes;
-  // 16-byte chunks each stage copies, and how many per thread (the last round may be partial).
+  // 16-byte chunks each stage copies (StageLoader shares them out).
   static constexpr int a_chunks = a_stage_bytes / 16;
   static constexpr int b_chunks = b_stage_bytes / 16;
   static constexpr int s_chunks = s_stage_bytes / 16;
-  static constexpr int a_iters = (a_chunks + kThreads - 1) / kThreads;
-  static constexpr int b_iters = (b_chunks + kThreads - 1) / kThreads;
-  static constexpr int s_iters = (s_chunks + kThreads - 1) / kThreads;
 
   static_assert(kThreads == 128 || kThreads == 256, "threads");
   static_assert(kTileK == 64 || kTileK == 128 || kTileK == 256, "tile_k");
@@ -131,36 +140,43 @@ struct __align__(16) F4 {
   float x, y, z, w;
 };
 
-// Copies work units into pipeline stages. Every thread owns chunks i = 0, 1, ... of each
-// stage (chunk index threadIdx.x + i * threads). Only chunk 0's global source is kept: the
-// others sit at offsets that are compile-time multiples of a row or strip stride read from
-// the kernel parameters, so the loader holds five registers instead of one pointer per chunk
-// (the 64-column, 4-m-block warps need those registers for their accumulators).
-template <class Cfg>
+// Copies work units into pipeline stages. kLoaders threads from kFirstLoader on share the
+// copies: the whole block, or the producer warpgroup of a warp-specialized kernel. Loader
+// thread tid = threadIdx.x - kFirstLoader owns chunks tid + i * kLoaders of each stage. Only
+// chunk 0's global source is kept: the others sit at offsets that are compile-time multiples
+// of a row or strip stride read from the kernel parameters, so the loader holds five
+// registers instead of one pointer per chunk (the 64-column, 4-m-block warps need those
+// registers for their accumulators).
+template <class Cfg, int kLoaders = Cfg::threads, int kFirstLoader = 0>
 struct StageLoader {
   const GemmParams& p;
   Cursor at;
   const char* a_src;  // chunk 0's source
   int a_col;          // first column of every chunk of this thread (rows differ, columns not)
-  u32 a_rows_ok;      // bit i: chunk i's row is < m
+  int a_row;          // chunk 0's row
+  u32 a_rows_ok;      // bit i: chunk i's row is < m (when a loader has at most 32 A chunks)
   const char* b_src;
   const char* s_src;
 
   static constexpr int a_chunks_per_row = Cfg::a_chunks_per_row;
   static constexpr int b_strip_chunks = Cfg::k16_per_tile * 32;  // 512 B per k16 unit
   static constexpr int s_strip_chunks = Cfg::k16_per_tile * 4;   // 64 B per k16 unit
-  static_assert(Cfg::threads % a_chunks_per_row == 0, "a thread's A chunks share a column");
-  static_assert(Cfg::a_iters <= 32, "a_rows_ok has one bit per A chunk");
+  static constexpr int a_iters = (Cfg::a_chunks + kLoaders - 1) / kLoaders;
+  static constexpr int b_iters = (Cfg::b_chunks + kLoaders - 1) / kLoaders;
+  static constexpr int s_iters = (Cfg::s_chunks + kLoaders - 1) / kLoaders;
+  static constexpr bool row_mask = a_iters <= 32;
+  static_assert(kLoaders % a_chunks_per_row == 0, "a thread's A chunks share a column");
 
+  __device__ static int tid() { return static_cast<int>(threadIdx.x) - kFirstLoader; }
   __device__ static bool owns(int i, int chunks) {
-    return chunks % Cfg::threads == 0 || static_cast<int>(threadIdx.x) + i * Cfg::threads < chunks;
+    return chunks % kLoaders == 0 || tid() + i * kLoaders < chunks;
   }
 
   // Offset of chunk i from chunk 0 when a stage is made of strips of kStripChunks 16-byte
   // chunks that lie `stride` bytes apart in global memory (rows of A, weight strips).
   template <int kStripChunks>
   __device__ static long long chunk_offset(int i, long long stride) {
-    constexpr int t = Cfg::threads;
+    constexpr int t = kLoaders;
     if constexpr (t % kStripChunks == 0) {
       return i * (t / kStripChunks) * stride;
     } else {
@@ -172,20 +188,29 @@ struct StageLoader {
   __device__ long long a_row_bytes() const { return p.lda * 2; }
   __device__ long long b_strip_bytes() const { return p.k_padded * 32LL; }
   __device__ long long s_strip_bytes() const { return p.k_padded * 4LL; }
+  __device__ bool a_row_ok(int i) const {
+    if constexpr (row_mask) {
+      return a_rows_ok >> i & 1u;
+    } else {
+      return a_row + i * (kLoaders / a_chunks_per_row) < p.m;
+    }
+  }
 
   __device__ StageLoader(const GemmParams& params, Cursor start) : p(params), at(start) {
     start_tile();
   }
 
   __device__ void start_tile() {
-    const int c = threadIdx.x;
-    const int row = at.m_tile * Cfg::rows + Cfg::a_chunk_row(c);
+    const int c = tid();
+    a_row = at.m_tile * Cfg::rows + Cfg::a_chunk_row(c);
     a_col = at.kt * Cfg::tile_k + Cfg::a_chunk_col(c) * 8;
-    a_src = static_cast<const char*>(p.a) + (static_cast<long long>(row) * p.lda + a_col) * 2;
+    a_src = static_cast<const char*>(p.a) + (static_cast<long long>(a_row) * p.lda + a_col) * 2;
     a_rows_ok = 0;
+    if constexpr (row_mask) {
 #pragma unroll
-    for (int i = 0; i < Cfg::a_iters; ++i)
-      if (row + i * (Cfg::threads / a_chunks_per_row) < p.m) a_rows_ok |= 1u << i;
+      for (int i = 0; i < a_iters; ++i)
+        if (a_row + i * (kLoaders / a_chunks_per_row) < p.m) a_rows_ok |= 1u << i;
+    }
     const long long strip = static_cast<long long>(at.n_tile) * (Cfg::tile_n / 64);
     const long long kb = static_cast<long long>(at.kt) * Cfg::k16_per_tile;
     const long long k_units = p.k_padded / 16;
@@ -211,11 +236,12 @@ struct StageLoader {
     // A: rows x tile_k halves (GemmConfig::a_smem_offset); rows past m and columns past k
     // are zero-filled without reading.
     const bool col_ok = a_col < p.k;
-#pragma unroll
-    for (int i = 0; i < Cfg::a_iters; ++i) {
+    // A producer warpgroup's 32-64 A chunks, fully unrolled, spilled its 40 registers.
+#pragma unroll(kFirstLoader > 0 ? 2 : a_iters)
+    for (int i = 0; i < a_iters; ++i) {
       if (!owns(i, Cfg::a_chunks)) continue;
-      const int c = threadIdx.x + i * Cfg::threads;
-      const bool ok = col_ok && (a_rows_ok >> i & 1u);
+      const int c = tid() + i * kLoaders;
+      const bool ok = col_ok && a_row_ok(i);
       cp_async16(stage + Cfg::a_smem_offset(Cfg::a_chunk_row(c), Cfg::a_chunk_col(c)),
                  ok ? a_src + chunk_offset<a_chunks_per_row>(i, a_row_bytes()) : p.a, ok ? 16 : 0);
     }
@@ -223,16 +249,16 @@ struct StageLoader {
     // evict-first hint: a member-held createpolicy value faulted as an illegal instruction
     // in one specialization, and the weights stream through L2 once either way.)
 #pragma unroll
-    for (int i = 0; i < Cfg::b_iters; ++i) {
+    for (int i = 0; i < b_iters; ++i) {
       if (!owns(i, Cfg::b_chunks)) continue;
-      const int c = threadIdx.x + i * Cfg::threads;
+      const int c = tid() + i * kLoaders;
       cp_async16(stage + Cfg::a_stage_bytes + c * 16,
                  b_src + chunk_offset<b_strip_chunks>(i, b_strip_bytes()), 16);
     }
 #pragma unroll
-    for (int i = 0; i < Cfg::s_iters; ++i) {
+    for (int i = 0; i < s_iters; ++i) {
       if (!owns(i, Cfg::s_chunks)) continue;
-      const int c = threadIdx.x + i * Cfg::threads;
+      const int c = tid() + i * kLoaders;
       cp_async16(stage + Cfg::a_stage_bytes + Cfg::b_stage_bytes + c * 16,
                  s_src + chunk_offset<s_strip_chunks>(i, s_strip_bytes()), 16);
     }
@@ -294,10 +320,21 @@ struct GemmKernel {
 #endif
   }
 
+  // All threads that compute (the whole block, or the consumers of a specialized one).
+  __device__ static void sync_consumers() {
+    if constexpr (Cfg::specialized) {
+      named_barrier_sync(1, Cfg::threads);
+    } else {
+      __syncthreads();
+    }
+  }
+
   // ---- math ----------------------------------------------------------------------------
-  __device__ void compute_stage(int slot, Acc& acc) const {
+  // `fresh`: acc holds no partial sum yet (the segment's first unit). mma.sync kernels zero
+  // acc instead; wgmma's first step overwrites it.
+  __device__ void compute_stage(int slot, Acc& acc, bool fresh) const {
     if constexpr (Cfg::wgmma) {
-      compute_stage_wgmma(slot, acc);
+      compute_stage_wgmma(slot, acc, fresh);
     } else {
       compute_stage_sync(slot, acc);
     }
@@ -365,7 +402,7 @@ struct GemmKernel {
   // scales are the high halves of the pairs: one PRMT swaps them in. (Not a branch to two
   // copies of the loop: wgmma is .aligned, every warp of a warpgroup must issue the same
   // instruction, and fp16 results came out wrong when the warps of a pair diverged.)
-  __device__ void compute_stage_wgmma(int slot, Acc& acc) const {
+  __device__ void compute_stage_wgmma(int slot, Acc& acc, bool fresh) const {
 #if __CUDA_ARCH__ >= 900
     constexpr int kWords = Cfg::warp_cols / 16;  // one instruction each
     const int first_word = kWords == 1 ? (wn & 1) : 0;
@@ -441,17 +478,17 @@ struct GemmKernel {
       for (int i = 0; i < kSteps; ++i)
 #pragma unroll
         for (int j = 0; j < kWords; ++j)
-          wgmma_m64nNk16<bf16, Cfg::rows>(acc[j], a[i][j], desc + step_offset(k0 + i));
+          wgmma_m64nNk16<bf16, Cfg::rows>(acc[j], a[i][j], desc + step_offset(k0 + i),
+                                          k0 + i == 0 && fresh ? 0u : 1u);
       wgmma_commit();
       wgmma_wait<1>();  // the previous group is done: its A registers are free
     }
-    // All groups are done before the stage's shared memory is refilled (after the next
-    // barrier) and before anything reads the accumulators. Keeping the last group running
-    // into the next stage gave wrong results: ptxas moves accumulator registers between
-    // iterations as if the asm had written them already (docs/perf-notes.md, session 9).
+    // All groups are done before the stage's slot is refilled and before anything reads the
+    // accumulators. Keeping the last group running into the next stage measured slower
+    // (docs/perf-notes.md, sessions 9 and 11).
     wgmma_wait<0>();
 #else
-    (void)slot, (void)acc;
+    (void)slot, (void)acc, (void)fresh;
     asm volatile("trap;");  // the host asks for wgmma kernels on sm_90 only
 #endif
   }
@@ -481,7 +518,7 @@ struct GemmKernel {
             for (int h = 0; h < 2; ++h)
               *cell(wk - 1, mb, j, h) = F2{acc[mb][j][2 * h], acc[mb][j][2 * h + 1]};
       }
-      __syncthreads();
+      sync_consumers();
       if (wk == 0) {
         for (int slot = 0; slot < Cfg::warps_k - 1; ++slot)
 #pragma unroll
@@ -618,14 +655,14 @@ struct GemmKernel {
     // a fence in every thread made this path cost tens of microseconds, and a separate
     // sequentially consistent fence cost more than the atomic alone.
     __shared__ int last;
-    __syncthreads();
+    sync_consumers();
     if (threadIdx.x == 0) {
       const int arrived = atomic_add_acq_rel_gpu(p.locks + at.tile, 1);
       last = arrived == last_block - first_block;
       // Ready for the next launch (kernel boundaries order it); every sharer has arrived.
       if (last) p.locks[at.tile] = 0;
     }
-    __syncthreads();
+    sync_consumers();
     trace_arrival(segment, last);
     if (!last) return;
     // The last arriver sums every partial (its own included) and stores the tile. With few
@@ -694,7 +731,7 @@ struct GemmKernel {
       }
       group_sums[threadIdx.x] = sum;
     }
-    __syncthreads();
+    sync_consumers();
     if (g == 0) {
       F4 sum = group_sums[q];
       for (int h = 1; h < groups; ++h) {
@@ -719,7 +756,7 @@ struct GemmKernel {
     static_assert(Cfg::rows * Cfg::tile_n * 4 <= Cfg::smem_bytes,
                   "a partial fits in shared memory");
     float* part = reinterpret_cast<float*>(smem);
-    __syncthreads();  // every warp is done with the stages and the k-split slots
+    sync_consumers();  // every warp is done with the stages and the k-split slots
     if (wk == 0) write_partial(part, valid_rows, acc);
     cluster_sync();
     trace_arrival(segment, cluster_rank() == 0);
@@ -761,10 +798,40 @@ struct GemmKernel {
     trace(kTraceEntry);
     const Stripe stripe{p.stripe_units, p.stripe_extra};
     const BlockUnits mine = BlockUnits::of(blockIdx.x, p);
-    const int u_begin = mine.first, count = mine.count;
-    if (p.cluster_blocks > 1 && (p.stripe_extra != 0 || count * p.cluster_blocks != p.k_tiles))
+    if (p.cluster_blocks > 1 &&
+        (Cfg::specialized || p.stripe_extra != 0 || mine.count * p.cluster_blocks != p.k_tiles))
       asm volatile("trap;");  // host and kernel disagree on the cluster split
-    Cursor computing = Cursor::at(u_begin, p);
+    if constexpr (Cfg::specialized) {
+      run_specialized(stripe, mine);
+    } else {
+      run_block_pipeline(stripe, mine);
+    }
+    trace(kTraceEnd);
+    trace_value(kTraceUnits, static_cast<u64>(mine.count));
+  }
+
+  // A segment ends after the unit at `at` when that is the tile's last k-tile or the block's
+  // last unit (`last_unit`); end_segment then reduces and stores it, and the next unit starts
+  // a fresh sum.
+  __device__ bool segment_ends(const Cursor& at, bool last_unit) const {
+    return at.kt == p.k_tiles - 1 || last_unit;
+  }
+  __device__ void end_segment(const Stripe& stripe, const Cursor& at, int& seg_first_kt, Acc& acc,
+                              int& segment) const {
+    trace_segment(segment, kTraceSegStart);
+    finish_segment(stripe, at, seg_first_kt, acc, segment);
+    trace_segment(segment, kTraceSegDone);
+    trace_value(kTraceSegments, static_cast<u64>(segment + 1));
+    ++segment;
+    if constexpr (!Cfg::wgmma) zero(acc);
+    seg_first_kt = 0;
+  }
+
+  // Every thread copies and computes: a cp.async ring of Cfg::stages slots, one block-wide
+  // barrier per unit.
+  __device__ void run_block_pipeline(const Stripe& stripe, const BlockUnits& mine) const {
+    const int count = mine.count;
+    Cursor computing = Cursor::at(mine.first, p);
     StageLoader<Cfg> loader(p, computing);
 #pragma unroll
     for (int s = 0; s < Cfg::stages - 1; ++s) {
@@ -778,6 +845,7 @@ struct GemmKernel {
     Acc acc;
     zero(acc);
     int seg_first_kt = computing.kt;
+    bool fresh = true;
     int slot = 0, load_slot = Cfg::stages - 1;
     int segment = 0;  // finish_segment calls so far
     for (int i = 0; i < count; ++i) {
@@ -791,22 +859,65 @@ struct GemmKernel {
       }
       cp_async_commit();
       load_slot = load_slot + 1 == Cfg::stages ? 0 : load_slot + 1;
-      compute_stage(slot, acc);
+      compute_stage(slot, acc, fresh);
       slot = slot + 1 == Cfg::stages ? 0 : slot + 1;
-      if (computing.kt == p.k_tiles - 1 || i + 1 == count) {
-        trace_segment(segment, kTraceSegStart);
-        finish_segment(stripe, computing, seg_first_kt, acc, segment);
-        trace_segment(segment, kTraceSegDone);
-        ++segment;
-        zero(acc);
-        seg_first_kt = 0;
-      }
+      fresh = segment_ends(computing, i + 1 == count);
+      if (fresh) end_segment(stripe, computing, seg_first_kt, acc, segment);
       computing.advance(p);
     }
     cp_async_wait<0>();
-    trace(kTraceEnd);
-    trace_value(kTraceUnits, static_cast<u64>(count));
-    trace_value(kTraceSegments, static_cast<u64>(segment));
+  }
+
+  // Warp specialization (Cfg::specialized): the warpgroup after the consumers copies, the
+  // consumers compute. Slot s has two mbarriers: full (one arrival per producer thread, when
+  // its copies have landed) and empty (one arrival per consumer thread, after its last read
+  // of the slot). Each consumer warpgroup waits only for its data, so
+  // the two drift apart and one's drain at a stage end overlaps the other's wgmmas.
+  __device__ void run_specialized(const Stripe& stripe, const BlockUnits& mine) const {
+    __shared__ __align__(8) u64 barriers[2 * Cfg::stages];
+    const u32 full = smem_u32(barriers), empty = full + 8 * Cfg::stages;
+    if (threadIdx.x == 0) {
+      for (int s = 0; s < Cfg::stages; ++s) {
+        mbarrier_init(full + 8 * s, Cfg::producers);
+        mbarrier_init(empty + 8 * s, Cfg::threads);
+      }
+    }
+    __syncthreads();  // the only barrier of all launch_threads threads
+    const Cursor start = Cursor::at(mine.first, p);
+    // Warp-uniform for the compiler too (a broadcast), which register reallocation needs.
+    const int warpgroup = __shfl_sync(0xFFFFFFFFu, static_cast<int>(threadIdx.x) / 128, 0);
+    if (warpgroup == Cfg::threads / 128) {
+      setmaxnreg_dec<Cfg::producer_registers>();
+      StageLoader<Cfg, Cfg::producers, Cfg::threads> loader(p, start);
+      for (int f = 0; f < mine.count; ++f) {
+        const int slot = f % Cfg::stages, round = f / Cfg::stages;
+        if (round > 0) mbarrier_wait(empty + 8 * slot, (round - 1) & 1);
+        loader.load(smem_addr + slot * Cfg::stage_bytes);
+        loader.advance();
+        cp_async_mbarrier_arrive(full + 8 * slot);
+      }
+      cp_async_commit();
+      cp_async_wait<0>();  // no copy outlives its thread
+      return;
+    }
+    setmaxnreg_inc<Cfg::consumer_registers>();
+    Cursor computing = start;
+    Acc acc;
+    zero(acc);
+    int seg_first_kt = computing.kt;
+    int segment = 0;
+    bool fresh = true;
+    for (int i = 0; i < mine.count; ++i) {
+      const int slot = i % Cfg::stages;
+      mbarrier_wait(full + 8 * slot, (i / Cfg::stages) & 1);
+      fence_proxy_async_shared();  // the producer's generic-proxy writes, for wgmma's reads
+      if (i == 0) trace(kTraceFirstData);
+      compute_stage(slot, acc, fresh);  // ends with all of its wgmmas complete
+      mbarrier_arrive(empty + 8 * slot);
+      fresh = segment_ends(computing, i + 1 == mine.count);
+      if (fresh) end_segment(stripe, computing, seg_first_kt, acc, segment);
+      computing.advance(p);
+    }
   }
 
   __device__ static void zero(Acc& acc) {

@@ -78,6 +78,48 @@ template <int N>
 __device__ __forceinline__ void wgmma_wait() {
   asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
 }
+// ---- mbarrier: the stage handshake of the warp-specialized kernel -----------------------
+__device__ __forceinline__ void mbarrier_init(u32 bar, u32 count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbarrier_arrive(u32 bar) {
+  asm volatile("{ .reg .b64 state; mbarrier.arrive.shared::cta.b64 state, [%0]; }\n" ::"r"(bar)
+               : "memory");
+}
+// The barrier arrives once all of this thread's earlier cp.async copies have landed (counted
+// in the barrier's expected arrivals: no increment).
+__device__ __forceinline__ void cp_async_mbarrier_arrive(u32 bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+}
+// Blocks until the barrier's phase of the given parity (0 for its first phase, 1 for the
+// next, ...) has completed.
+__device__ __forceinline__ void mbarrier_wait(u32 bar, u32 parity) {
+  u32 done;
+  do {
+    asm volatile(
+        "{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; "
+        "selp.u32 %0, 1, 0, p; }\n"
+        : "=r"(done)
+        : "r"(bar), "r"(parity)
+        : "memory");
+  } while (!done);
+}
+// Moves registers between warpgroups (sm_90a): the producer gives up what the consumers take.
+template <int kRegisters>
+__device__ __forceinline__ void setmaxnreg_dec() {
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kRegisters));
+}
+template <int kRegisters>
+__device__ __forceinline__ void setmaxnreg_inc() {
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kRegisters));
+}
+
+// A barrier of `threads` threads (a multiple of 32) on hardware barrier `id` (1..15; 0 is
+// __syncthreads'): the consumer warps of a warp-specialized kernel, without its producer.
+__device__ __forceinline__ void named_barrier_sync(u32 id, u32 threads) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
 // Shared-memory writes of the generic proxy (cp.async, st.shared) become visible to the
 // async proxy that wgmma reads through.
 __device__ __forceinline__ void fence_proxy_async_shared() {
@@ -89,10 +131,11 @@ __device__ __forceinline__ void fence_proxy_async_shared() {
 // columns 8j..8j+7). B is K-major (each column's 16 k contiguous) at `desc`.
 #define MARLINRT_D4(j) "+f"(d[j][0]), "+f"(d[j][1]), "+f"(d[j][2]), "+f"(d[j][3])
 #define MARLINRT_D16(j) MARLINRT_D4(j), MARLINRT_D4(j + 1), MARLINRT_D4(j + 2), MARLINRT_D4(j + 3)
-#define MARLINRT_WGMMA_ARGS : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc)
-#define MARLINRT_WGMMA(shape, type, operands)                                                \
-  "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\nwgmma.mma_async.sync.aligned." shape ".f32." type \
-  "." type " " operands ", p, 1, 1, 0;\n}\n"
+#define MARLINRT_WGMMA_ARGS \
+  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(accumulate)
+#define MARLINRT_WGMMA(shape, type, operands, accumulate)                                    \
+  "{\n.reg .pred p;\nsetp.ne.b32 p, " accumulate ", 0;\nwgmma.mma_async.sync.aligned." shape \
+  ".f32." type "." type " " operands ", p, 1, 1, 0;\n}\n"
 #define MARLINRT_N64_OPERANDS                                                                \
   "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, "   \
   "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, " \
@@ -102,21 +145,25 @@ __device__ __forceinline__ void fence_proxy_async_shared() {
   "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, "  \
   "%36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, "  \
   "%53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68"
+// accumulate == 0: D = A * B, the previous contents ignored (the first step of a tile, so the
+// accumulators need no zeroing: zeros written between two stages' wgmmas made ptxas
+// serialize them).
 template <bool kBf16, int kN>
-__device__ __forceinline__ void wgmma_m64nNk16(float (&d)[kN / 8][4], const u32 (&a)[4], u64 desc) {
+__device__ __forceinline__ void wgmma_m64nNk16(float (&d)[kN / 8][4], const u32 (&a)[4], u64 desc,
+                                               u32 accumulate) {
   static_assert(kN == 64 || kN == 128, "wgmma: N is 64 or 128 here");
   if constexpr (kN == 64 && kBf16) {
-    asm volatile(MARLINRT_WGMMA("m64n64k16", "bf16", MARLINRT_N64_OPERANDS)
+    asm volatile(MARLINRT_WGMMA("m64n64k16", "bf16", MARLINRT_N64_OPERANDS, "%37")
                  : MARLINRT_D16(0), MARLINRT_D16(4) MARLINRT_WGMMA_ARGS);
   } else if constexpr (kN == 64) {
-    asm volatile(MARLINRT_WGMMA("m64n64k16", "f16", MARLINRT_N64_OPERANDS)
+    asm volatile(MARLINRT_WGMMA("m64n64k16", "f16", MARLINRT_N64_OPERANDS, "%37")
                  : MARLINRT_D16(0), MARLINRT_D16(4) MARLINRT_WGMMA_ARGS);
   } else if constexpr (kBf16) {
-    asm volatile(MARLINRT_WGMMA("m64n128k16", "bf16", MARLINRT_N128_OPERANDS)
+    asm volatile(MARLINRT_WGMMA("m64n128k16", "bf16", MARLINRT_N128_OPERANDS, "%69")
                  : MARLINRT_D16(0), MARLINRT_D16(4), MARLINRT_D16(8),
                    MARLINRT_D16(12) MARLINRT_WGMMA_ARGS);
   } else {
-    asm volatile(MARLINRT_WGMMA("m64n128k16", "f16", MARLINRT_N128_OPERANDS)
+    asm volatile(MARLINRT_WGMMA("m64n128k16", "f16", MARLINRT_N128_OPERANDS, "%69")
                  : MARLINRT_D16(0), MARLINRT_D16(4), MARLINRT_D16(8),
                    MARLINRT_D16(12) MARLINRT_WGMMA_ARGS);
   }

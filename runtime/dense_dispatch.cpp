@@ -78,8 +78,8 @@ constexpr auto kLargeM = with_fallbacks<7>({{{256, 256, 256, 0, kWgmmaMaxSharers
 //   M = 128..256, layers of >= 50M weights: 57344x8192 M = 128 302.8 -> 288.0, M = 256
 //   581.5 -> 553.7, 36864x7168 341.4 -> 323.7; on smaller layers mixed (4096x4096 M = 128
 //   22.4 with mma.sync, 26.7 with these), so they keep the 64-row plan there.
-constexpr auto kRows128 = std::array<TileChoice, 2>{
-    {{256, 128, 256, 0, 0, true}, {128, 128, 256, 0, 0, true}}};
+constexpr auto kRows128 =
+    std::array<TileChoice, 2>{{{256, 128, 256, 0, 0, true}, {128, 128, 256, 0, 0, true}}};
 constexpr std::int64_t kLargeLayer = 50'000'000;  // weights
 bool prefer_rows128(std::int64_t m, std::int64_t n_padded, std::int64_t k_padded) {
   if (k_padded % 128 != 0) return false;  // no 128-row tile divides it
@@ -141,7 +141,8 @@ int band_height(const GemmTile& tile, int blocks, int m_tiles) {
 // and a tile has 2..8 sharers (the portable cluster size), and a whole partial fits in the
 // block's shared memory. 1: the global-workspace reduction.
 int cluster_split(const DensePlan& plan, int arch, int smem_bytes) {
-  if (arch < 90) return 1;
+  // The warp-specialized kernel's producer would have to join the cluster barrier.
+  if (arch < 90 || gemm_warp_specialized(plan.key.tile)) return 1;
   if (plan.stripe_extra != 0 || plan.k_tiles % plan.stripe_units != 0) return 1;
   const int sharers = plan.k_tiles / plan.stripe_units;
   const int partial_bytes = 16 * plan.key.tile.m_blocks * plan.key.tile.tile_n * 4;
@@ -212,8 +213,7 @@ DenseOrder parse_dense_order(std::string_view value) {
   if (value.substr(0, prefix.size()) == prefix) {
     const std::string_view number = value.substr(prefix.size());
     const auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), band_m);
-    if (ec == std::errc() && end == number.data() + number.size() && band_m >= 1 &&
-        band_m <= 4096)
+    if (ec == std::errc() && end == number.data() + number.size() && band_m >= 1 && band_m <= 4096)
       return {DenseOrder::bands, band_m};
   }
   fail(Status::invalid_argument,
@@ -229,6 +229,12 @@ bool parse_dense_clusters(std::string_view value) {
 }
 
 int gemm_warp_cols(const GemmTile& t) { return t.wgmma ? t.tile_n / 8 : t.m_blocks == 1 ? 64 : 32; }
+
+bool gemm_warp_specialized(const GemmTile& t) { return t.wgmma && t.m_blocks == 8; }
+
+int gemm_launch_threads(const GemmTile& t) {
+  return t.threads + (gemm_warp_specialized(t) ? 128 : 0);
+}
 
 int gemm_blocks_per_sm(const GemmTile& t) { return (t.m_blocks <= 2 ? 512 : 256) / t.threads; }
 
@@ -267,8 +273,7 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
     const char* value = std::getenv("MARLINRT_DENSE_ORDER");
     return parse_dense_order(value != nullptr ? value : "");
   }();
-  return plan_dense(m, n_padded, k_padded, act, arch, sm_count, smem_limit, from_env, mma,
-                    order);
+  return plan_dense(m, n_padded, k_padded, act, arch, sm_count, smem_limit, from_env, mma, order);
 }
 
 DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padded, DType act,
@@ -280,10 +285,9 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
   // wherever a wgmma tile divides the shape, =sync never. With MARLINRT_DENSE_TILE, 128-row
   // m-tiles come with a forced wgmma and 128-column tiles for M > 64.
   const bool wgmma_forced = arch == 90 && mma == DenseMma::wgmma;
-  const bool rows128 =
-      arch == 90 && mma != DenseMma::sync && m > 64 &&
-      (tile_override ? wgmma_forced && tile_override->tile_n == 128
-                     : prefer_rows128(m, n_padded, k_padded));
+  const bool rows128 = arch == 90 && mma != DenseMma::sync && m > 64 &&
+                       (tile_override ? wgmma_forced && tile_override->tile_n == 128
+                                      : prefer_rows128(m, n_padded, k_padded));
   const int m_blocks =
       rows128 ? 8 : static_cast<int>(std::clamp<std::int64_t>((m + 15) / 16, 1, 4));
   const bool wgmma_ok =

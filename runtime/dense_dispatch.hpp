@@ -34,6 +34,13 @@ int gemm_smem_bytes(const GemmTile& tile);
 // Output columns one warp owns: the host mirror of GemmConfig::warp_cols.
 int gemm_warp_cols(const GemmTile& tile);
 
+// Whether the tile's kernel is warp-specialized (the 128-row wgmma kernel): a producer
+// warpgroup of 128 threads after tile.threads consumers, no cluster reduction. The host
+// mirror of GemmConfig::specialized.
+bool gemm_warp_specialized(const GemmTile& tile);
+// Threads a launch of the tile's kernel has (GemmConfig::launch_threads).
+int gemm_launch_threads(const GemmTile& tile);
+
 // Resident blocks per SM the kernel's register budget is made for: the host mirror of
 // GemmConfig::min_blocks_per_sm (128 registers per thread for 1-2 m-blocks, else 255).
 int gemm_blocks_per_sm(const GemmTile& tile);
@@ -99,8 +106,8 @@ DenseOrder parse_dense_order(std::string_view value);
 
 // The plan for y[m, n] = x[m, k] W^T with the padded extents of the prepared weight.
 // MARLINRT_DENSE_TILE, MARLINRT_DENSE_MMA and MARLINRT_DENSE_ORDER (read once per process),
-// when set, replace the choice: a shape the tile does not divide, or shared memory it does not fit, is an error
-// naming the variable.
+// when set, replace the choice: a shape the tile does not divide, or shared memory it does not fit,
+// is an error naming the variable.
 DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padded, DType act,
                      int arch, int sm_count, int smem_limit);
 // The same with explicit overrides (nullopt, automatic: the built-in choice).

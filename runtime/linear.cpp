@@ -83,7 +83,8 @@ void linear(Stream stream, MatrixView x, const PreparedLinear& w, MutableMatrixV
       reinterpret_cast<std::uintptr_t>(y.data) % 4 == 0 && y.stride() % 2 == 0 ? 1 : 0;
   params.trace = gemm_trace_for(plan.blocks);  // null unless a diagnostic trace is set
   params.cluster_blocks = plan.cluster_blocks;
-  launch(kernel, stream, {static_cast<unsigned>(plan.blocks)}, {plan.key.tile.threads},
+  launch(kernel, stream, {static_cast<unsigned>(plan.blocks)},
+         {static_cast<unsigned>(gemm_launch_threads(plan.key.tile))},
          static_cast<unsigned>(plan.smem_bytes), &params,
          static_cast<unsigned>(params.cluster_blocks));
 }

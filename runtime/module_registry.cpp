@@ -18,7 +18,7 @@ namespace {
 void count_resident_clusters(LoadedKernel& kernel) {
   const GemmTile& tile = kernel.key.tile;
   for (unsigned c = 2; c < kernel.resident_clusters.size(); ++c) {
-    const ClusterLaunchConfig cluster({c}, {tile.threads},
+    const ClusterLaunchConfig cluster({c}, {static_cast<unsigned>(gemm_launch_threads(tile))},
                                       static_cast<unsigned>(gemm_smem_bytes(tile)), nullptr, c);
     int count = 0;
     // A refusal (a cluster that can never be resident) leaves 0: the plan falls back.

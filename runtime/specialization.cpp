@@ -30,7 +30,7 @@ std::string render_gemm(const KernelKey& key) {
       "#include \"gemm.cuh\"\n"
       "typedef marlinrt::kern::GemmConfig<{act}, {tile_k}, {tile_n}, {m_blocks}, {stages}, "
       "{threads}, {moe}, {actfn}, {gated}, {topkw}, {wgmma}> Cfg;\n"
-      "extern \"C\" __global__ void __launch_bounds__(Cfg::threads, Cfg::min_blocks_per_sm) "
+      "extern \"C\" __global__ void __launch_bounds__(Cfg::launch_threads, Cfg::min_blocks_per_sm) "
       "marlinrt_kernel(const marlinrt::kern::GemmParams params) {{\n"
       "  marlinrt::kern::gemm_kernel<Cfg>(params);\n"
       "}}\n",

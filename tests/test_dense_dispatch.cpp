@@ -154,6 +154,26 @@ TEST_CASE("sm_90 serves M > 48 with the warpgroup MMA where its tiles have few s
     CHECK(plan(m, 10240, 8192, 90, DenseMma::automatic).key.tile.wgmma);
   }
   CHECK(plan(193, 4096, 4096, 90, DenseMma::automatic).key.tile.wgmma);
+  // The 128-row kernel is warp-specialized: a producer warpgroup more, and no clusters (its
+  // producer does not take part in the cluster barrier).
+  int specialized = 0;
+  for (std::int64_t m : {128, 512, 4096})
+    for (auto [n, k] : {std::pair<std::int64_t, std::int64_t>{57344, 8192},
+                        {4096, 14336},
+                        {4096, 4096},
+                        {2688, 4096}}) {
+      INFO("m " << m << " n " << n << " k " << k);
+      const auto p = plan(m, n, k, 90, DenseMma::automatic);
+      CHECK(gemm_warp_specialized(p.key.tile) == (p.key.tile.m_blocks == 8));
+      if (!gemm_warp_specialized(p.key.tile)) {
+        CHECK(gemm_launch_threads(p.key.tile) == p.key.tile.threads);
+        continue;
+      }
+      ++specialized;
+      CHECK(gemm_launch_threads(p.key.tile) == p.key.tile.threads + 128);
+      CHECK(p.cluster_blocks == 1);
+    }
+  CHECK(specialized >= 8);
   CHECK_FALSE(plan(48, 57344, 8192, 90, DenseMma::automatic).key.tile.wgmma);    // 3 m-blocks
   CHECK_FALSE(plan(4096, 57344, 8192, 80, DenseMma::automatic).key.tile.wgmma);  // sm_90 only
   CHECK_FALSE(plan(4096, 57344, 8192, 90, DenseMma::sync).key.tile.wgmma);
@@ -334,16 +354,16 @@ TEST_CASE("MARLINRT_DENSE_ORDER accepts auto, stripes, bands and bands:B only", 
   CHECK(parse_dense_order("bands").mode == DenseOrder::bands);
   CHECK(parse_dense_order("bands").band_m == 0);
   CHECK(parse_dense_order("bands:12").band_m == 12);
-  for (const char* bad : {"band", "bands:", "bands:0", "bands:x", "bands:12x", "bands:5000",
-                          "Stripes", "on"}) {
+  for (const char* bad :
+       {"band", "bands:", "bands:0", "bands:x", "bands:12x", "bands:5000", "Stripes", "on"}) {
     INFO(bad);
     try {
       (void)parse_dense_order(bad);
       FAIL("accepted");
     } catch (const Error& e) {
       CHECK(e.status() == Status::invalid_argument);
-      CHECK_THAT(e.what(), Catch::Contains("MARLINRT_DENSE_ORDER") &&
-                               Catch::Contains("bands:B") && Catch::Contains(bad));
+      CHECK_THAT(e.what(), Catch::Contains("MARLINRT_DENSE_ORDER") && Catch::Contains("bands:B") &&
+                               Catch::Contains(bad));
     }
   }
 }

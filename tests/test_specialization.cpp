@@ -30,14 +30,15 @@ KernelKey helper_key(KernelKind kind, int arch = 90) {
 }  // namespace
 
 TEST_CASE("a dense gemm key renders exactly the documented unit", "[jit]") {
-  CHECK(render_unit(gemm_key()) ==
-        "#include \"gemm.cuh\"\n"
-        "typedef marlinrt::kern::GemmConfig<1, 128, 128, 4, 4, 256, false, 0, false, false, false> "
-        "Cfg;\n"
-        "extern \"C\" __global__ void __launch_bounds__(Cfg::threads, Cfg::min_blocks_per_sm) "
-        "marlinrt_kernel(const marlinrt::kern::GemmParams params) {\n"
-        "  marlinrt::kern::gemm_kernel<Cfg>(params);\n"
-        "}\n");
+  CHECK(
+      render_unit(gemm_key()) ==
+      "#include \"gemm.cuh\"\n"
+      "typedef marlinrt::kern::GemmConfig<1, 128, 128, 4, 4, 256, false, 0, false, false, false> "
+      "Cfg;\n"
+      "extern \"C\" __global__ void __launch_bounds__(Cfg::launch_threads, Cfg::min_blocks_per_sm) "
+      "marlinrt_kernel(const marlinrt::kern::GemmParams params) {\n"
+      "  marlinrt::kern::gemm_kernel<Cfg>(params);\n"
+      "}\n");
 }
 
 TEST_CASE("a MoE gemm key renders its epilogue flags", "[jit]") {
@@ -48,7 +49,8 @@ TEST_CASE("a MoE gemm key renders its epilogue flags", "[jit]") {
   k.topk_weight = true;
   k.tile = {64, 256, 2, 3, 128};
   const std::string unit = render_unit(k);
-  CHECK_THAT(unit, Catch::Contains("__launch_bounds__(Cfg::threads, Cfg::min_blocks_per_sm)"));
+  CHECK_THAT(unit,
+             Catch::Contains("__launch_bounds__(Cfg::launch_threads, Cfg::min_blocks_per_sm)"));
   CHECK_THAT(unit,
              Catch::Contains("GemmConfig<0, 64, 256, 2, 3, 128, true, 2, false, true, false>"));
 

@@ -42,8 +42,8 @@ void check_walk(const DensePlan& plan) {
     REQUIRE(mine.count >= 0);
     kern::Cursor c = kern::Cursor::at(mine.first, p);
     for (int i = 0; i < mine.count; ++i, c.advance(p)) {
-      if (c.tile < 0 || c.tile >= tiles || c.n_tile < 0 || c.n_tile >= p.n_tiles ||
-          c.m_tile < 0 || c.m_tile >= p.m_tiles) {
+      if (c.tile < 0 || c.tile >= tiles || c.n_tile < 0 || c.n_tile >= p.n_tiles || c.m_tile < 0 ||
+          c.m_tile >= p.m_tiles) {
         ++out_of_range;
         continue;
       }
@@ -66,8 +66,8 @@ void check_walk(const DensePlan& plan) {
 
 TEST_CASE("every block's units cover the GEMM once, in stripes and in band order",
           "[dispatch][tile-order]") {
-  const std::int64_t shapes[][2] = {{57344, 8192}, {4096, 4096}, {2688, 4096}, {10304, 2688},
-                                    {1856, 672},   {72, 48}};
+  const std::int64_t shapes[][2] = {{57344, 8192}, {4096, 4096}, {2688, 4096},
+                                    {10304, 2688}, {1856, 672},  {72, 48}};
   for (auto [n, k] : shapes) {
     for (std::int64_t m : {1, 33, 100, 1000, 4096, 5000}) {
       for (const char* order : {"auto", "stripes", "bands", "bands:1", "bands:5", "bands:4096"}) {
