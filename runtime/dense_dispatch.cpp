@@ -204,6 +204,16 @@ DenseMma parse_dense_mma(std::string_view value) {
   fail(Status::invalid_argument, "MARLINRT_DENSE_MMA='{}': expected auto, sync or wgmma", value);
 }
 
+void set_partition(const DensePlan& plan, kern::GemmParams& params) {
+  params.m_tiles = plan.m_tiles;
+  params.n_tiles = plan.n_tiles;
+  params.k_tiles = plan.k_tiles;
+  params.stripe_units = plan.stripe_units;
+  params.stripe_extra = plan.stripe_extra;
+  params.tile_step = plan.tile_step;
+  params.band_m = plan.band_m;
+}
+
 DenseOrder parse_dense_order(std::string_view value) {
   if (value.empty() || value == "auto") return {};
   if (value == "stripes") return {DenseOrder::stripes, 0};

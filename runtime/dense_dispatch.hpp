@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "kernel_templates/gemm_params.h"
 #include "marlinrt/kernel_key.hpp"
 
 namespace marlinrt::detail {
@@ -65,6 +66,10 @@ struct DensePlan {
   std::int64_t workspace_floats = 0;  // fp32 partial-sum slots
   std::int64_t lock_count = 0;        // one arrival counter per output tile
 };
+
+// Copies the plan's partition of the work (tile counts, stripes, tile order) into the kernel
+// parameters: the fields GemmKernel and tile_order.h read to find a block's units.
+void set_partition(const DensePlan& plan, kern::GemmParams& params);
 
 // A tuning override of the tile choice, from MARLINRT_DENSE_TILE = "KxN", "KxN:B" or
 // "KxN:B/T" (tile_k x tile_n, optionally B resident blocks per SM, 1 to 4, and T threads per

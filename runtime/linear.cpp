@@ -72,13 +72,7 @@ void linear(Stream stream, MatrixView x, const PreparedLinear& w, MutableMatrixV
   params.k_padded = static_cast<int>(p.k_padded);
   params.lda = x.stride();
   params.ldc = y.stride();
-  params.m_tiles = plan.m_tiles;
-  params.n_tiles = plan.n_tiles;
-  params.k_tiles = plan.k_tiles;
-  params.stripe_units = plan.stripe_units;
-  params.stripe_extra = plan.stripe_extra;
-  params.tile_step = plan.tile_step;
-  params.band_m = plan.band_m;
+  set_partition(plan, params);
   params.vector_store =
       reinterpret_cast<std::uintptr_t>(y.data) % 4 == 0 && y.stride() % 2 == 0 ? 1 : 0;
   params.trace = gemm_trace_for(plan.blocks);  // null unless a diagnostic trace is set

@@ -18,13 +18,7 @@ namespace {
 
 kern::GemmParams params_of(const DensePlan& plan) {
   kern::GemmParams p{};
-  p.m_tiles = plan.m_tiles;
-  p.n_tiles = plan.n_tiles;
-  p.k_tiles = plan.k_tiles;
-  p.stripe_units = plan.stripe_units;
-  p.stripe_extra = plan.stripe_extra;
-  p.tile_step = plan.tile_step;
-  p.band_m = plan.band_m;
+  set_partition(plan, p);
   return p;
 }
 
