@@ -98,6 +98,7 @@ struct GemmConfig {
                 "warps must tile the n dimension");
   static_assert(k16_per_tile % warps_k == 0, "k16 steps must split evenly over warps");
   static_assert(!kMoe, "the MoE GEMM is not implemented yet");
+  // Host mirror: wgmma_tile_shape() in runtime/wgmma_tile.hpp.
   static_assert(!kWgmma || (kThreads == 256 && (kTileN == 128 || kTileN == 256) &&
                             (kMBlocks == 4 || (kMBlocks == 8 && kTileN == 128))),
                 "wgmma: two warpgroups, 64 rows x 128 or 256 columns, or 128 rows x 128 columns");
@@ -871,8 +872,8 @@ struct GemmKernel {
   // Warp specialization (Cfg::specialized): the warpgroup after the consumers copies, the
   // consumers compute. Slot s has two mbarriers: full (one arrival per producer thread, when
   // its copies have landed) and empty (one arrival per consumer thread, after its last read
-  // of the slot). Each consumer warpgroup waits only for its data, so
-  // the two drift apart and one's drain at a stage end overlaps the other's wgmmas.
+  // of the slot). Each consumer warpgroup waits only for its data, so the two drift apart
+  // and one's drain at a stage end overlaps the other's wgmmas.
   __device__ void run_specialized(const Stripe& stripe, const BlockUnits& mine) const {
     __shared__ __align__(8) u64 barriers[2 * Cfg::stages];
     const u32 full = smem_u32(barriers), empty = full + 8 * Cfg::stages;

@@ -10,6 +10,7 @@
 
 #include "runtime/fail.hpp"
 #include "runtime/nvfp4_layout.hpp"
+#include "runtime/wgmma_tile.hpp"
 
 namespace marlinrt::detail {
 namespace {
@@ -249,9 +250,7 @@ int gemm_launch_threads(const GemmTile& t) {
 int gemm_blocks_per_sm(const GemmTile& t) { return (t.m_blocks <= 2 ? 512 : 256) / t.threads; }
 
 bool gemm_tile_valid(const GemmTile& t) {
-  if (t.wgmma)  // as KernelKey::validate
-    return t.threads == 256 && (t.tile_n == 128 || t.tile_n == 256) &&
-           (t.m_blocks == 4 || (t.m_blocks == 8 && t.tile_n == 128));
+  if (t.wgmma) return wgmma_tile_shape(t);
   if (t.m_blocks < 1 || t.m_blocks > 4) return false;
   const int warps = t.threads / 32, warps_n = t.tile_n / gemm_warp_cols(t);
   if ((t.threads != 128 && t.threads != 256) || warps_n < 1 || warps % warps_n != 0) return false;

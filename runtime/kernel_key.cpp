@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "runtime/fail.hpp"
+#include "runtime/wgmma_tile.hpp"
 
 namespace marlinrt {
 namespace {
@@ -128,9 +129,7 @@ void KernelKey::validate() const {
   if (t.threads != 128 && t.threads != 256) {
     fail(Status::invalid_argument, "kernel key: {} threads (expected 128 or 256)", t.threads);
   }
-  const bool wgmma_shape = t.threads == 256 && (t.tile_n == 128 || t.tile_n == 256) &&
-                           (t.m_blocks == 4 || (t.m_blocks == 8 && t.tile_n == 128));
-  if (t.wgmma && (arch != 90 || !wgmma_shape)) {
+  if (t.wgmma && (arch != 90 || !detail::wgmma_tile_shape(t))) {
     fail(Status::invalid_argument,
          "kernel key: wgmma kernels are sm_90 only, with 256 threads and either 4 m-blocks and "
          "128- or 256-column tiles or 8 m-blocks and 128-column tiles (got {}, m{}, w{}, t{}x{})",

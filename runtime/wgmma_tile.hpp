@@ -1,0 +1,16 @@
+// The tile shapes the sm_90a warpgroup-MMA kernel takes. One rule for KernelKey::validate and
+// the dense dispatch; GemmConfig's static_assert in kernel_templates/gemm.cuh mirrors it.
+#pragma once
+
+#include "marlinrt/kernel_key.hpp"
+
+namespace marlinrt::detail {
+
+// Two warpgroups (256 threads), and 64 rows (4 m-blocks) by 128 or 256 columns or 128 rows
+// (8 m-blocks) by 128 columns.
+inline bool wgmma_tile_shape(const GemmTile& t) {
+  return t.threads == 256 && (t.tile_n == 128 || t.tile_n == 256) &&
+         (t.m_blocks == 4 || (t.m_blocks == 8 && t.tile_n == 128));
+}
+
+}  // namespace marlinrt::detail
