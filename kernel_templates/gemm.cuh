@@ -100,8 +100,8 @@ struct GemmConfig {
   static_assert(!kMoe, "the MoE GEMM is not implemented yet");
   // Host mirror: wgmma_tile_shape() in runtime/wgmma_tile.hpp.
   static_assert(!kWgmma || (kThreads == 256 && (kTileN == 128 || kTileN == 256) &&
-                            (kMBlocks == 4 || (kMBlocks == 8 && kTileN == 128))),
-                "wgmma: two warpgroups, 64 rows x 128 or 256 columns, or 128 rows x 128 columns");
+                            (kMBlocks == 4 || kMBlocks == 8)),
+                "wgmma: two warpgroups, 64 or 128 rows x 128 or 256 columns");
   // The accumulators: [m-block][n8 tile][4] for mma.sync, [instruction][n8 of rows][4] for
   // wgmma (one m64 x rows D fragment per instruction).
   static constexpr int acc_outer = kWgmma ? warp_cols / 16 : kMBlocks;

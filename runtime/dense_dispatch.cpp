@@ -71,16 +71,24 @@ constexpr auto kLargeM = with_fallbacks<7>({{{256, 256, 256, 0, kWgmmaMaxSharers
                                              {128, 128, 256, 0}}});
 
 // 128-row m-tiles (wgmma m64n128k16: one decoded word feeds twice the rows, half the decode
-// per flop) with 128-column tiles, 256-deep k where K allows it. Measured against the 64-row
-// plan (H200, bf16, same call, us; bands where the waves fill the slots):
+// per flop). 256-column tiles first: the x tile is 256 of each k's 400 bytes, so 256 columns
+// read 82 flops per byte of L2 instead of 50, and 128-deep k keeps four stages (H200, bf16,
+// same call, 256x128 -> 128x256 tiles, us: 57344x8192 M = 256 555.6 -> 409.6, M = 1024
+// 2204 -> 1593, M = 4096 8824 -> 6645; 36864x7168 M = 4096 4968 -> 3739; 4096x4096 M = 1024
+// 87.3 -> 62.2; 64x256 and 256x256 tiles within 4 % of 128x256). They need work for every
+// block: at fewer than 25 units per block slot they lost (6144x4096 M = 512, 23 units:
+// 76.3 -> 80.4; 4096x14336 M = 128, 14 units: 53.0 -> 61.7) and at more they won (28672x4096
+// M = 128, 27 units: 91.8 -> 88.9; 4096x14336 M = 256, 27 units: 81.7 -> 74.7).
+// Then 128 columns, 256-deep k where K allows it. Measured against the 64-row plan (H200,
+// bf16, same call, us; bands where the waves fill the slots):
 //   M >= 512: 2688x4096 M = 4096 295.8 -> 228.1, 10304x2688 913.6 -> 644.4, 3712x2688
 //   330.1 -> 243.5, 57344x8192 9238 -> 8919, 36864x7168 5218 -> 5029, 4096x4096 348.9 -> 337.4,
 //   but 10240x8192 1723 -> 1810; M = 1024: every layer 2-29 % faster;
 //   M = 128..256, layers of >= 50M weights: 57344x8192 M = 128 302.8 -> 288.0, M = 256
 //   581.5 -> 553.7, 36864x7168 341.4 -> 323.7; on smaller layers mixed (4096x4096 M = 128
 //   22.4 with mma.sync, 26.7 with these), so they keep the 64-row plan there.
-constexpr auto kRows128 =
-    std::array<TileChoice, 2>{{{256, 128, 256, 0, 0, true}, {128, 128, 256, 0, 0, true}}};
+constexpr auto kRows128 = std::array<TileChoice, 3>{
+    {{128, 256, 256, 25, 0, true}, {256, 128, 256, 0, 0, true}, {128, 128, 256, 0, 0, true}}};
 constexpr std::int64_t kLargeLayer = 50'000'000;  // weights
 bool prefer_rows128(std::int64_t m, std::int64_t n_padded, std::int64_t k_padded) {
   if (k_padded % 128 != 0) return false;  // no 128-row tile divides it
@@ -155,12 +163,14 @@ int cluster_split(const DensePlan& plan, int arch, int smem_bytes) {
 
 std::optional<DenseTileOverride> parse_dense_tile_override(std::string_view value) {
   if (value.empty()) return std::nullopt;
+  const std::string_view full = value;
   const auto bad = [&]() {
     fail(Status::invalid_argument,
-         "MARLINRT_DENSE_TILE='{}': expected KxN, KxN:B or KxN:B/T, with K (tile_k) and N "
-         "(tile_n) each 64, 128 or 256, B (resident blocks per SM) 1 to 4 and T (threads per "
-         "block) 128 or 256, e.g. 128x256, 128x128:1 or 128x256:3/128",
-         value);
+         "MARLINRT_DENSE_TILE='{}': expected KxN[:B][/T][@R], with K (tile_k) and N "
+         "(tile_n) each 64, 128 or 256, B (resident blocks per SM) 1 to 4, T (threads per "
+         "block) 128 or 256 and R (rows per wgmma m-tile) 64 or 128, e.g. 128x256, "
+         "128x128:1, 128x256:3/128 or 128x256@128",
+         full);
   };
   const auto number = [&](std::string_view text) {
     int v = 0;
@@ -168,7 +178,13 @@ std::optional<DenseTileOverride> parse_dense_tile_override(std::string_view valu
     if (ec != std::errc() || end != text.data() + text.size()) bad();
     return v;
   };
-  // Split "K x N [: B [/ T]]" at its separators; a missing part stays empty.
+  // Split "K x N [: B [/ T]] [@ R]" at its separators; a missing part stays empty.
+  int rows = 0;
+  if (const auto at = value.find('@'); at != std::string_view::npos) {
+    rows = number(value.substr(at + 1));
+    if (rows != 64 && rows != 128) bad();
+    value = value.substr(0, at);
+  }
   const auto x = value.find('x');
   if (x == std::string_view::npos) bad();
   const auto colon = value.find(':', x);
@@ -179,6 +195,7 @@ std::optional<DenseTileOverride> parse_dense_tile_override(std::string_view valu
                : value.substr(from + 1, to == std::string_view::npos ? to : to - from - 1);
   };
   DenseTileOverride o;
+  o.rows = rows;
   o.tile_k = number(value.substr(0, x));
   o.tile_n = number(part(x, colon));
   if (colon != std::string_view::npos) o.blocks_per_sm = number(part(colon, slash));
@@ -292,11 +309,19 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
   // The warpgroup MMA serves M > 48 on sm_90, by default where kLargeM's limits allow it,
   // with 128-row m-tiles where prefer_rows128() says so; MARLINRT_DENSE_MMA=wgmma forces it
   // wherever a wgmma tile divides the shape, =sync never. With MARLINRT_DENSE_TILE, 128-row
-  // m-tiles come with a forced wgmma and 128-column tiles for M > 64.
+  // m-tiles for M > 64 come with "@128", or with a forced wgmma and 128-column tiles.
   const bool wgmma_forced = arch == 90 && mma == DenseMma::wgmma;
-  const bool rows128 = arch == 90 && mma != DenseMma::sync && m > 64 &&
-                       (tile_override ? wgmma_forced && tile_override->tile_n == 128
-                                      : prefer_rows128(m, n_padded, k_padded));
+  if (tile_override && tile_override->rows == 128 && (arch != 90 || mma == DenseMma::sync)) {
+    fail(Status::invalid_argument,
+         "MARLINRT_DENSE_TILE asks for 128-row m-tiles (@128), which only the sm_90 wgmma "
+         "kernel has (this device: sm_{}, MARLINRT_DENSE_MMA={})",
+         arch, mma == DenseMma::sync ? "sync" : "auto/wgmma");
+  }
+  const bool rows128 =
+      arch == 90 && mma != DenseMma::sync && m > 64 &&
+      (tile_override ? tile_override->rows == 128 ||
+                           (tile_override->rows == 0 && wgmma_forced && tile_override->tile_n == 128)
+                     : prefer_rows128(m, n_padded, k_padded));
   const int m_blocks =
       rows128 ? 8 : static_cast<int>(std::clamp<std::int64_t>((m + 15) / 16, 1, 4));
   const bool wgmma_ok =
@@ -330,7 +355,7 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
               static_cast<std::uint16_t>(threads),
               0,
               0,
-              wgmma_only};
+              wgmma_only || rows128};
     const GemmTile check{forced.tile_k,  forced.tile_n, static_cast<std::uint8_t>(m_blocks), 2,
                          forced.threads, forced.wgmma};
     if (!gemm_tile_valid(check)) {
@@ -338,7 +363,7 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
         fail(Status::invalid_argument,
              "MARLINRT_DENSE_TILE asks for {}x{} tiles with {} threads, but the wgmma kernel "
              "(MARLINRT_DENSE_MMA=wgmma) takes 256 threads and 128- or 256-column tiles "
-             "(128-column tiles give 128-row m-tiles for M > 64)",
+             "(128-row m-tiles for M > 64: @128, or 128-column tiles)",
              forced.tile_k, forced.tile_n, threads);
       }
       fail(Status::invalid_argument,

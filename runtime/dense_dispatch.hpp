@@ -71,13 +71,14 @@ struct DensePlan {
 // parameters: the fields GemmKernel and tile_order.h read to find a block's units.
 void set_partition(const DensePlan& plan, kern::GemmParams& params);
 
-// A tuning override of the tile choice, from MARLINRT_DENSE_TILE = "KxN", "KxN:B" or
-// "KxN:B/T" (tile_k x tile_n, optionally B resident blocks per SM, 1 to 4, and T threads per
-// block, 128 or 256).
+// A tuning override of the tile choice, from MARLINRT_DENSE_TILE = "KxN[:B][/T][@R]"
+// (tile_k x tile_n, optionally B resident blocks per SM, 1 to 4, T threads per block, 128 or
+// 256, and R rows per wgmma m-tile for M > 64 on sm_90, 64 or 128).
 struct DenseTileOverride {
   int tile_k = 0, tile_n = 0;
   int blocks_per_sm = 0;  // 0: the default for the kernel
   int threads = 0;        // 0: 256, or 128 for 64x64 tiles
+  int rows = 0;           // 0: 128 with a forced wgmma and 128-column tiles, else 64
 };
 // Parses the variable's value; throws invalid_argument naming the variable and the accepted
 // form. An empty value means no override.

@@ -131,8 +131,8 @@ void KernelKey::validate() const {
   }
   if (t.wgmma && (arch != 90 || !detail::wgmma_tile_shape(t))) {
     fail(Status::invalid_argument,
-         "kernel key: wgmma kernels are sm_90 only, with 256 threads and either 4 m-blocks and "
-         "128- or 256-column tiles or 8 m-blocks and 128-column tiles (got {}, m{}, w{}, t{}x{})",
+         "kernel key: wgmma kernels are sm_90 only, with 256 threads, 4 or 8 m-blocks and "
+         "128- or 256-column tiles (got {}, m{}, w{}, t{}x{})",
          arch_name(arch), t.m_blocks, t.threads, t.tile_k, t.tile_n);
   }
 }

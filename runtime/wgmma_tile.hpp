@@ -6,11 +6,10 @@
 
 namespace marlinrt::detail {
 
-// Two warpgroups (256 threads), and 64 rows (4 m-blocks) by 128 or 256 columns or 128 rows
-// (8 m-blocks) by 128 columns.
+// Two warpgroups (256 threads) of 64 or 128 rows (4 or 8 m-blocks) by 128 or 256 columns.
 inline bool wgmma_tile_shape(const GemmTile& t) {
   return t.threads == 256 && (t.tile_n == 128 || t.tile_n == 256) &&
-         (t.m_blocks == 4 || (t.m_blocks == 8 && t.tile_n == 128));
+         (t.m_blocks == 4 || t.m_blocks == 8);
 }
 
 }  // namespace marlinrt::detail

@@ -128,16 +128,28 @@ TEST_CASE("sm_90 serves M > 48 with the warpgroup MMA where its tiles have few s
     return plan_dense(m, n, k, DType::bf16, arch, 132, 232448, std::nullopt, mma);
   };
   // The default: wgmma on big enough layers, 256x256 tiles with 64-row m-tiles up to M = 127,
-  // then 256x128 tiles with 128-row m-tiles.
+  // then 128x256 tiles with 128-row m-tiles, in four stages.
   for (std::int64_t m : {49, 64, 127, 128, 256, 4096}) {
     INFO("m " << m);
     const auto p = plan(m, 57344, 8192, 90, DenseMma::automatic);
     CHECK(p.key.tile.wgmma);
     CHECK(p.key.tile.m_blocks == (m >= 128 ? 8 : 4));
-    CHECK(p.key.tile.tile_k == 256);
-    CHECK(p.key.tile.tile_n == (m >= 128 ? 128 : 256));
+    CHECK(p.key.tile.tile_k == (m >= 128 ? 128 : 256));
+    CHECK(p.key.tile.tile_n == 256);
+    CHECK(p.key.tile.stages == (m >= 128 ? 4 : 3));
     CHECK(gemm_smem_bytes(p.key.tile) <= 232448);
   }
+  // 128x256 tiles with 128 rows need 25 units per block slot; below, 256x128 tiles.
+  const auto rows128_tile = [&](std::int64_t m, std::int64_t n, std::int64_t k) {
+    const auto t = plan(m, n, k, 90, DenseMma::automatic).key.tile;
+    CHECK(t.m_blocks == 8);
+    return std::pair<int, int>{t.tile_k, t.tile_n};
+  };
+  CHECK(rows128_tile(512, 6144, 4096) == std::pair{256, 128});   // 23 units per slot
+  CHECK(rows128_tile(1024, 6144, 4096) == std::pair{128, 256});  // 46
+  CHECK(rows128_tile(128, 4096, 14336) == std::pair{256, 128});  // 14
+  CHECK(rows128_tile(256, 4096, 14336) == std::pair{128, 256});  // 27
+  CHECK(rows128_tile(4096, 2688, 4096) == std::pair{256, 128});  // N % 256 != 0
   // Layers below 50M weights take 128-row m-tiles from M = 512; K must be a multiple of 128.
   CHECK(plan(256, 4096, 4096, 90, DenseMma::automatic).key.tile.m_blocks == 4);
   CHECK(plan(512, 4096, 4096, 90, DenseMma::automatic).key.tile.m_blocks == 8);
@@ -273,9 +285,17 @@ TEST_CASE("MARLINRT_DENSE_TILE overrides the tile choice, and bad values explain
   CHECK(with_threads->blocks_per_sm == 3);
   CHECK(with_threads->threads == 128);
   CHECK(parse_dense_tile_override("128x256:2")->threads == 0);
-  for (const char* bad :
-       {"128", "128x", "x128", "96x128", "128x128:5", "128x128:0", "128x128:", "128x128x1",
-        "128 x128", "abc", "128x256:2/", "128x256:2/96", "128x256/128", "128x256:2/128/1"}) {
+  CHECK(parse_dense_tile_override("128x256")->rows == 0);
+  CHECK(parse_dense_tile_override("128x256@128")->rows == 128);
+  const auto every_part = parse_dense_tile_override("64x256:1/256@64");
+  CHECK(every_part->tile_k == 64);
+  CHECK(every_part->blocks_per_sm == 1);
+  CHECK(every_part->threads == 256);
+  CHECK(every_part->rows == 64);
+  for (const char* bad : {"128", "128x", "x128", "96x128", "128x128:5", "128x128:0", "128x128:",
+                          "128x128x1", "128 x128", "abc", "128x256:2/", "128x256:2/96",
+                          "128x256/128", "128x256:2/128/1", "128x256@", "128x256@96",
+                          "128x256@128@128", "@128", "128x256@128:1"}) {
     INFO(bad);
     try {
       parse_dense_tile_override(bad);
@@ -285,6 +305,19 @@ TEST_CASE("MARLINRT_DENSE_TILE overrides the tile choice, and bad values explain
       CHECK_THAT(e.what(), Catch::Contains("MARLINRT_DENSE_TILE") && Catch::Contains("KxN"));
     }
   }
+  // "@128": 128-row m-tiles of the wgmma kernel, with any wgmma tile; only on sm_90.
+  const auto rows128 = plan_dense(4096, 8192, 8192, DType::bf16, 90, 132, 232448,
+                                  DenseTileOverride{128, 256, 0, 0, 128});
+  CHECK(rows128.key.tile.m_blocks == 8);
+  CHECK(rows128.key.tile.tile_n == 256);
+  CHECK(rows128.key.tile.wgmma);
+  CHECK(rows128.key.tile.stages == 4);
+  CHECK(plan_dense(4096, 8192, 8192, DType::bf16, 90, 132, 232448,
+                   DenseTileOverride{128, 128, 0, 0, 64}, DenseMma::wgmma)
+            .key.tile.m_blocks == 4);
+  CHECK_THROWS_WITH(plan_dense(4096, 8192, 8192, DType::bf16, 80, 108, 166912,
+                               DenseTileOverride{128, 256, 0, 0, 128}),
+                    Catch::Contains("@128") && Catch::Contains("sm_80"));
   // The override replaces the choice, keeps the m-blocks and honours blocks per SM.
   const auto plan =
       plan_dense(1, 4096, 4096, DType::bf16, 90, 132, 232448, DenseTileOverride{64, 128, 1});
