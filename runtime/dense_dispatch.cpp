@@ -319,8 +319,8 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
   }
   const bool rows128 =
       arch == 90 && mma != DenseMma::sync && m > 64 &&
-      (tile_override ? tile_override->rows == 128 ||
-                           (tile_override->rows == 0 && wgmma_forced && tile_override->tile_n == 128)
+      (tile_override ? tile_override->rows == 128 || (tile_override->rows == 0 && wgmma_forced &&
+                                                      tile_override->tile_n == 128)
                      : prefer_rows128(m, n_padded, k_padded));
   const int m_blocks =
       rows128 ? 8 : static_cast<int>(std::clamp<std::int64_t>((m + 15) / 16, 1, 4));
