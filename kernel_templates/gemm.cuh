@@ -538,8 +538,13 @@ struct GemmKernel {
   }
 
   // ---- epilogue ------------------------------------------------------------------------
-  // f(row, col, value) for every wgmma accumulator of this lane: element (j, q, e) sits at
-  // row 8q + 2t (+1 for odd e) and column wn*warp_cols + 16j + g (+8 for e >= 2) of the tile.
+  // f(row, col, column slot, value) for every wgmma accumulator of this lane: element
+  // (j, q, e) sits at row 8q + 2t (+1 for odd e) and column wn*warp_cols + 16j + g (+8 for
+  // e >= 2) of the tile, the lane's column slot 2j (+1 for e >= 2).
+  static constexpr int wgmma_column_slots = 2 * Cfg::acc_outer;
+  __device__ int wgmma_column(int slot) const {
+    return wn * Cfg::warp_cols + 16 * (slot / 2) + lane / 4 + (slot % 2) * 8;
+  }
   template <class F>
   __device__ void for_each_wgmma_element(const Acc& acc, F&& f) const {
 #pragma unroll
@@ -547,14 +552,27 @@ struct GemmKernel {
 #pragma unroll
       for (int q = 0; q < Cfg::acc_inner; ++q)
 #pragma unroll
-        for (int e = 0; e < 4; ++e)
-          f(8 * q + (lane % 4) * 2 + (e & 1),
-            wn * Cfg::warp_cols + 16 * j + lane / 4 + (e >= 2 ? 8 : 0), acc[j][q][e]);
+        for (int e = 0; e < 4; ++e) {
+          const int slot = 2 * j + (e >= 2 ? 1 : 0);
+          f(8 * q + (lane % 4) * 2 + (e & 1), wgmma_column(slot), slot, acc[j][q][e]);
+        }
   }
 
   __device__ void store_tile(const Cursor& at, const Acc& acc) const {
     if constexpr (Cfg::wgmma) {
-      for_each_wgmma_element(acc, [&](int r, int c, float v) { store_one(at, r, c, v); });
+      // The bias of the lane's few columns, read once. Read per element, each load came again
+      // after every store (which might alias it), and those 128 loads and branches took
+      // ptxas 3.4 of a 128x256 tile's 6 s compile. Without a bias, -0 leaves every sum as it
+      // is (-0 included).
+      typedef unsigned short h16;
+      float bias[wgmma_column_slots];
+#pragma unroll
+      for (int i = 0; i < wgmma_column_slots; ++i) {
+        const int col = at.n_tile * Cfg::tile_n + wgmma_column(i);
+        bias[i] = p.bias && col < p.n ? to_float<bf16>(static_cast<const h16*>(p.bias)[col]) : -0.f;
+      }
+      for_each_wgmma_element(
+          acc, [&](int r, int c, int slot, float v) { store_one(at, r, c, v, bias[slot]); });
     } else {
 #pragma unroll
       for (int mb = 0; mb < Cfg::m_blocks; ++mb)
@@ -592,14 +610,14 @@ struct GemmKernel {
     }
   }
 
-  // Output (row, col) alone: a wgmma fragment's neighbours are rows, not columns.
-  __device__ void store_one(const Cursor& at, int r, int c, float x) const {
+  // Output (row, col) alone (a wgmma fragment's neighbours are rows, not columns), with the
+  // column's bias already read.
+  __device__ void store_one(const Cursor& at, int r, int c, float x, float bias) const {
     typedef unsigned short h16;
     const int row = at.m_tile * Cfg::rows + r;
     const int col = at.n_tile * Cfg::tile_n + c;
     if (row >= p.m || col >= p.n) return;
-    x *= p.global_scale;
-    if (p.bias) x += to_float<bf16>(static_cast<const h16*>(p.bias)[col]);
+    x = x * p.global_scale + bias;
     static_cast<h16*>(p.c)[static_cast<long long>(row) * p.ldc + col] =
         static_cast<h16>(pack2<bf16>(x, 0.f) & 0xFFFF);
   }
@@ -608,7 +626,7 @@ struct GemmKernel {
   // `dst` (global workspace or shared memory).
   __device__ void write_partial(float* dst, int valid_rows, const Acc& acc) const {
     if constexpr (Cfg::wgmma) {
-      for_each_wgmma_element(acc, [&](int r, int c, float v) {
+      for_each_wgmma_element(acc, [&](int r, int c, int, float v) {
         if (r < valid_rows) dst[r * Cfg::tile_n + c] = v;
       });
     } else {
