@@ -46,6 +46,10 @@ struct GemmConfig {
   // producer drops to producer_registers and the consumers rise to consumer_registers
   // (40 + 2 * 232 <= 512 per quarter and thread).
   static constexpr bool specialized = kWgmma && kMBlocks == 8;
+  // The specialized kernel's 256-column tiles need not divide n_padded (a multiple of 128):
+  // its loader zero-fills the strips past the weight's end in the last n-tile. Not for 128
+  // columns, which always divide it and would pay the check (host mirror: gemm_ragged_n()).
+  static constexpr bool ragged_n = specialized && kTileN == 256;
   static constexpr int producers = specialized ? 128 : 0;
   static constexpr int launch_threads = kThreads + producers;
   static constexpr int producer_registers = 40;
@@ -158,6 +162,7 @@ struct StageLoader {
   u32 a_rows_ok;      // bit i: chunk i's row is < m (when a loader has at most 32 A chunks)
   const char* b_src;
   const char* s_src;
+  int b_strips;  // strips of this tile inside the weight (fewer only with Cfg::ragged_n)
 
   static constexpr int a_chunks_per_row = Cfg::a_chunks_per_row;
   static constexpr int b_strip_chunks = Cfg::k16_per_tile * 32;  // 512 B per k16 unit
@@ -215,6 +220,11 @@ struct StageLoader {
     const long long strip = static_cast<long long>(at.n_tile) * (Cfg::tile_n / 64);
     const long long kb = static_cast<long long>(at.kt) * Cfg::k16_per_tile;
     const long long k_units = p.k_padded / 16;
+    b_strips = Cfg::tile_n / 64;
+    if constexpr (Cfg::ragged_n) {
+      const int left = p.n_padded / 64 - static_cast<int>(strip);
+      if (left < b_strips) b_strips = left;
+    }
     b_src = static_cast<const char*>(p.b) + ((strip + c / b_strip_chunks) * k_units + kb) * 512 +
             (c % b_strip_chunks) * 16;
     s_src = static_cast<const char*>(p.scales) +
@@ -249,19 +259,23 @@ struct StageLoader {
     // B: tile_n / 64 strips of k16_per_tile units, each contiguous in global memory. (No L2
     // evict-first hint: a member-held createpolicy value faulted as an illegal instruction
     // in one specialization, and the weights stream through L2 once either way.)
+    // Strips past the weight's end (Cfg::ragged_n) are zero-filled: code 0 decodes to 0.
 #pragma unroll
     for (int i = 0; i < b_iters; ++i) {
       if (!owns(i, Cfg::b_chunks)) continue;
       const int c = tid() + i * kLoaders;
+      const bool ok = !Cfg::ragged_n || c / b_strip_chunks < b_strips;
       cp_async16(stage + Cfg::a_stage_bytes + c * 16,
-                 b_src + chunk_offset<b_strip_chunks>(i, b_strip_bytes()), 16);
+                 ok ? b_src + chunk_offset<b_strip_chunks>(i, b_strip_bytes()) : p.b, ok ? 16 : 0);
     }
 #pragma unroll
     for (int i = 0; i < s_iters; ++i) {
       if (!owns(i, Cfg::s_chunks)) continue;
       const int c = tid() + i * kLoaders;
+      const bool ok = !Cfg::ragged_n || c / s_strip_chunks < b_strips;
       cp_async16(stage + Cfg::a_stage_bytes + Cfg::b_stage_bytes + c * 16,
-                 s_src + chunk_offset<s_strip_chunks>(i, s_strip_bytes()), 16);
+                 ok ? s_src + chunk_offset<s_strip_chunks>(i, s_strip_bytes()) : p.scales,
+                 ok ? 16 : 0);
     }
   }
 };

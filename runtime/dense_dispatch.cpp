@@ -260,6 +260,8 @@ int gemm_warp_cols(const GemmTile& t) { return t.wgmma ? t.tile_n / 8 : t.m_bloc
 
 bool gemm_warp_specialized(const GemmTile& t) { return t.wgmma && t.m_blocks == 8; }
 
+bool gemm_ragged_n(const GemmTile& t) { return gemm_warp_specialized(t) && t.tile_n == 256; }
+
 int gemm_launch_threads(const GemmTile& t) {
   return t.threads + (gemm_warp_specialized(t) ? 128 : 0);
 }
@@ -341,7 +343,8 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
        }));
   TileChoice forced{};
   if (tile_override) {
-    if (n_padded % tile_override->tile_n || k_padded % tile_override->tile_k) {
+    const bool ragged = rows128 && tile_override->tile_n == 256;  // gemm_ragged_n()
+    if ((n_padded % tile_override->tile_n && !ragged) || k_padded % tile_override->tile_k) {
       fail(Status::invalid_argument,
            "MARLINRT_DENSE_TILE asks for {}x{} tiles, which do not divide a padded {}x{} weight",
            tile_override->tile_k, tile_override->tile_n, n_padded, k_padded);
@@ -374,11 +377,12 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
     choices = std::span<const TileChoice>(&forced, 1);
   }
   for (const auto& c : choices) {
-    if (n_padded % c.tile_n || k_padded % c.tile_k) continue;
     if (c.wgmma ? !wgmma_ok : wgmma_only) continue;
     const GemmTile shape{c.tile_k, c.tile_n,  static_cast<std::uint8_t>(m_blocks),
                          2,        c.threads, c.wgmma};
     if (!gemm_tile_valid(shape)) continue;
+    if ((n_padded % c.tile_n && !gemm_ragged_n(shape)) || k_padded % c.tile_k) continue;
+    const std::int64_t n_tiles = (n_padded + c.tile_n - 1) / c.tile_n;
     const int default_per_sm = gemm_blocks_per_sm(shape);
     const int wanted_per_sm = tile_override && tile_override->blocks_per_sm
                                   ? tile_override->blocks_per_sm
@@ -386,7 +390,7 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
     // Over the whole call: with up to 4 m-blocks there is one m-tile; beyond, the choice
     // changes with the number of m-tiles (dense_keys_for_shape scans those counts).
     const std::int64_t units =
-        ((m + 16 * m_blocks - 1) / (16 * m_blocks)) * (n_padded / c.tile_n) * (k_padded / c.tile_k);
+        ((m + 16 * m_blocks - 1) / (16 * m_blocks)) * n_tiles * (k_padded / c.tile_k);
     if (units < std::int64_t{c.min_units_per_block} * sm_count * default_per_sm) continue;
     // Resident blocks hide more latency than a deeper pipeline: give up stages while that
     // fits more of the wanted blocks, down to three (two when the override asks for blocks).
@@ -409,7 +413,7 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
       plan.key.tile = tile;
       plan.key.arch = arch;
       plan.m_tiles = static_cast<int>((m + 16 * m_blocks - 1) / (16 * m_blocks));
-      plan.n_tiles = static_cast<int>(n_padded / c.tile_n);
+      plan.n_tiles = static_cast<int>(n_tiles);
       plan.k_tiles = static_cast<int>(k_padded / c.tile_k);
       if (units >= std::numeric_limits<int>::max()) {
         fail(Status::invalid_argument,

@@ -39,6 +39,9 @@ int gemm_warp_cols(const GemmTile& tile);
 // warpgroup of 128 threads after tile.threads consumers, no cluster reduction. The host
 // mirror of GemmConfig::specialized.
 bool gemm_warp_specialized(const GemmTile& tile);
+// Whether the tile's columns need not divide the padded N: the last n-tile is cut short at
+// the weight's end (GemmConfig::ragged_n; the 128-row kernel's 256-column tiles).
+bool gemm_ragged_n(const GemmTile& tile);
 // Threads a launch of the tile's kernel has (GemmConfig::launch_threads).
 int gemm_launch_threads(const GemmTile& tile);
 

@@ -29,7 +29,10 @@ TEST_CASE("dense plans are valid, fit shared memory and cover the work", "[dispa
             plan_dense(m, padded_n(n), padded_k(k), DType::bf16, arch, 132, smem_limit);
         REQUIRE_NOTHROW(plan.key.validate());
         CHECK(plan.key.arch == arch);
-        CHECK(padded_n(n) % plan.key.tile.tile_n == 0);
+        // The tiles cover N exactly, or (the specialized kernel) cut the last one short.
+        const std::int64_t tile_n = plan.key.tile.tile_n;
+        CHECK(plan.n_tiles == (padded_n(n) + tile_n - 1) / tile_n);
+        CHECK((padded_n(n) % tile_n == 0 || gemm_ragged_n(plan.key.tile)));
         CHECK(padded_k(k) % plan.key.tile.tile_k == 0);
         CHECK(plan.smem_bytes == gemm_smem_bytes(plan.key.tile));
         CHECK(plan.smem_bytes <= smem_limit);
@@ -149,7 +152,12 @@ TEST_CASE("sm_90 serves M > 48 with the warpgroup MMA where its tiles have few s
   CHECK(rows128_tile(1024, 6144, 4096) == std::pair{128, 256});  // 46
   CHECK(rows128_tile(128, 4096, 14336) == std::pair{256, 128});  // 14
   CHECK(rows128_tile(256, 4096, 14336) == std::pair{128, 256});  // 27
-  CHECK(rows128_tile(4096, 2688, 4096) == std::pair{256, 128});  // N % 256 != 0
+  // Padded N no multiple of 256: the last 256-column tile is cut short (85 units per slot),
+  // unless there are too few units (M = 1024: 21).
+  CHECK(rows128_tile(4096, 2688, 4096) == std::pair{128, 256});
+  CHECK(rows128_tile(1024, 2688, 4096) == std::pair{256, 128});
+  CHECK(gemm_ragged_n(plan(4096, 2688, 4096, 90, DenseMma::automatic).key.tile));
+  CHECK_FALSE(gemm_ragged_n(plan(1024, 2688, 4096, 90, DenseMma::automatic).key.tile));
   // Layers below 50M weights take 128-row m-tiles from M = 512; K must be a multiple of 128.
   CHECK(plan(256, 4096, 4096, 90, DenseMma::automatic).key.tile.m_blocks == 4);
   CHECK(plan(512, 4096, 4096, 90, DenseMma::automatic).key.tile.m_blocks == 8);
@@ -201,7 +209,7 @@ TEST_CASE("sm_90 serves M > 48 with the warpgroup MMA where its tiles have few s
   CHECK(plan(64, 3712, 2688, 90, DenseMma::wgmma).key.tile.wgmma);
   // K = 672 pads to 704, which no wgmma tile divides: mma.sync serves it, even when forced.
   CHECK_FALSE(plan(64, 1024, 704, 90, DenseMma::wgmma).key.tile.wgmma);
-  // N = 2688 is no multiple of 256: 128-column wgmma tiles serve it.
+  // N = 2688 is no multiple of 256: 128-column tiles serve its 64-row m-tiles.
   for (DenseMma mma : {DenseMma::automatic, DenseMma::wgmma}) {
     const auto p = plan(256, 2688, 4096, 90, mma);
     CHECK(p.key.tile.wgmma);
@@ -292,10 +300,10 @@ TEST_CASE("MARLINRT_DENSE_TILE overrides the tile choice, and bad values explain
   CHECK(every_part->blocks_per_sm == 1);
   CHECK(every_part->threads == 256);
   CHECK(every_part->rows == 64);
-  for (const char* bad : {"128", "128x", "x128", "96x128", "128x128:5", "128x128:0", "128x128:",
-                          "128x128x1", "128 x128", "abc", "128x256:2/", "128x256:2/96",
-                          "128x256/128", "128x256:2/128/1", "128x256@", "128x256@96",
-                          "128x256@128@128", "@128", "128x256@128:1"}) {
+  for (const char* bad :
+       {"128", "128x", "x128", "96x128", "128x128:5", "128x128:0", "128x128:", "128x128x1",
+        "128 x128", "abc", "128x256:2/", "128x256:2/96", "128x256/128", "128x256:2/128/1",
+        "128x256@", "128x256@96", "128x256@128@128", "@128", "128x256@128:1"}) {
     INFO(bad);
     try {
       parse_dense_tile_override(bad);

@@ -16,6 +16,8 @@
 
 #include "marlinrt/error.hpp"
 #include "marlinrt/linear.hpp"
+#include "runtime/dense_dispatch.hpp"
+#include "runtime/nvfp4_layout.hpp"
 #include "tests/cuda_test_support.hpp"
 #include "tests/gpu_guard.hpp"
 #include "tests/nvfp4_reference.hpp"
@@ -251,6 +253,42 @@ TEST_CASE("dense linear pads shapes that are not multiples of the tile", "[dense
         check_linear(host, &bias, prepared.linear, dtype, spec, mix_seed(seed, run++), stream,
                      full_range ? "full-e4m3-range+bias" : "exporter+bias", log);
       }
+    }
+  }
+}
+
+TEST_CASE("dense linear cuts 256-column tiles short at the end of N", "[dense][gpu]") {
+  MARLINRT_REQUIRE_GPU();
+  const std::uint64_t seed = fresh_test_seed();
+  INFO("seed " << seed);
+  CudaStream stream;
+  ErrorLog log("ragged last n-tile");
+  // Padded N 1920, 2688 and 3712: 7.5, 10.5 and 14.5 tiles of 256 columns.
+  const Shape shapes[] = {{1856, 2688}, {2688, 4096}, {3712, 2688}};
+  cudaDeviceProp prop{};
+  int device = 0;
+  check_cuda(cudaGetDevice(&device), "cudaGetDevice");
+  check_cuda(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties");
+  const int arch = prop.major * 10 + prop.minor;
+  std::uint64_t run = 0;
+  for (const Shape& shape : shapes) {
+    const HostNvfp4Weights host =
+        random_exporter_weights(shape.n, shape.k, mix_seed(seed, run++), 0.02);
+    for (DType dtype : kActivationDtypes) {
+      RunSpec spec;
+      spec.m = 4096;
+      if (arch == 90) {  // the case exists on sm_90 only: make sure the plan takes it
+        const auto plan =
+            detail::plan_dense(spec.m, detail::padded_n(shape.n), detail::padded_k(shape.k),
+                               dtype, arch, prop.multiProcessorCount,
+                               static_cast<int>(prop.sharedMemPerBlockOptin));
+        CHECK(plan.key.tile.tile_n == 256);
+        CHECK(detail::padded_n(shape.n) % 256 != 0);
+      }
+      const std::vector<std::uint16_t> bias = random_bias(dtype, shape.n, mix_seed(seed, run++));
+      PreparedTestLayer prepared = prepare_host_layer(host, dtype, stream.get(), &bias);
+      check_linear(host, &bias, prepared.linear, dtype, spec, mix_seed(seed, run++), stream,
+                   "exporter+bias", log);
     }
   }
 }
