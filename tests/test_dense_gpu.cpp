@@ -278,10 +278,9 @@ TEST_CASE("dense linear cuts 256-column tiles short at the end of N", "[dense][g
       RunSpec spec;
       spec.m = 4096;
       if (arch == 90) {  // the case exists on sm_90 only: make sure the plan takes it
-        const auto plan =
-            detail::plan_dense(spec.m, detail::padded_n(shape.n), detail::padded_k(shape.k),
-                               dtype, arch, prop.multiProcessorCount,
-                               static_cast<int>(prop.sharedMemPerBlockOptin));
+        const auto plan = detail::plan_dense(
+            spec.m, detail::padded_n(shape.n), detail::padded_k(shape.k), dtype, arch,
+            prop.multiProcessorCount, static_cast<int>(prop.sharedMemPerBlockOptin));
         CHECK(plan.key.tile.tile_n == 256);
         CHECK(detail::padded_n(shape.n) % 256 != 0);
       }
