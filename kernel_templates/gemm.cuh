@@ -576,7 +576,7 @@ struct GemmKernel {
     if constexpr (Cfg::wgmma) {
       // The bias of the lane's few columns, read once. Read per element, each load came again
       // after every store (which might alias it), and those 128 loads and branches took
-      // ptxas 3.4 of a 128x256 tile's 6 s compile. Without a bias, -0 leaves every sum as it
+      // ptxas 3.4 s of a 128x256 tile's 6.4 s compile. Without a bias, -0 leaves every sum as it
       // is (-0 included).
       typedef unsigned short h16;
       float bias[wgmma_column_slots];

@@ -343,12 +343,6 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
        }));
   TileChoice forced{};
   if (tile_override) {
-    const bool ragged = rows128 && tile_override->tile_n == 256;  // gemm_ragged_n()
-    if ((n_padded % tile_override->tile_n && !ragged) || k_padded % tile_override->tile_k) {
-      fail(Status::invalid_argument,
-           "MARLINRT_DENSE_TILE asks for {}x{} tiles, which do not divide a padded {}x{} weight",
-           tile_override->tile_k, tile_override->tile_n, n_padded, k_padded);
-    }
     const int threads =
         tile_override->threads
             ? tile_override->threads
@@ -361,6 +355,11 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
               wgmma_only || rows128};
     const GemmTile check{forced.tile_k,  forced.tile_n, static_cast<std::uint8_t>(m_blocks), 2,
                          forced.threads, forced.wgmma};
+    if ((n_padded % forced.tile_n && !gemm_ragged_n(check)) || k_padded % forced.tile_k) {
+      fail(Status::invalid_argument,
+           "MARLINRT_DENSE_TILE asks for {}x{} tiles, which do not divide a padded {}x{} weight",
+           forced.tile_k, forced.tile_n, n_padded, k_padded);
+    }
     if (!gemm_tile_valid(check)) {
       if (forced.wgmma) {
         fail(Status::invalid_argument,
