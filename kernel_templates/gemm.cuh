@@ -829,10 +829,9 @@ struct GemmKernel {
 
   __device__ void run() const {
     trace(kTraceEntry);
-    const Stripe stripe{p.stripe_units, p.stripe_extra};
+    const Stripe stripe = Stripe::of(p);
     const BlockUnits mine = BlockUnits::of(blockIdx.x, p);
-    if (p.cluster_blocks > 1 &&
-        (Cfg::specialized || p.stripe_extra != 0 || mine.count * p.cluster_blocks != p.k_tiles))
+    if (p.cluster_blocks > 1 && (Cfg::specialized || p.tile_sharers != p.cluster_blocks))
       asm volatile("trap;");  // host and kernel disagree on the cluster split
     if constexpr (Cfg::specialized) {
       run_specialized(stripe, mine);

@@ -20,6 +20,9 @@ struct GemmParams {
   // The striped partition of the m_tiles * n_tiles * k_tiles work units (< 2^31) over the
   // grid: block b starts at unit b * stripe_units + min(b, stripe_extra) (see Stripe).
   int stripe_units, stripe_extra;
+  // > 0: a k split, the cut above repeated inside each tile over tile_sharers blocks (block b
+  // owns part b % tile_sharers of tile b / tile_sharers; see tile_order.h).
+  int tile_sharers;
   // 1: the stripes above. Else the grid size, and block b owns whole tiles b, b + tile_step,
   // ...: the tiles in flight at one time are neighbours in the band order below, so they
   // share rows of A and weight strips in L2 (large M; the stripes spread the blocks over the

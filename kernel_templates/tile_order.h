@@ -3,7 +3,11 @@
 //
 // Two partitions (GemmParams::tile_step):
 //   stripes     the units, tile-major, cut into gridDim.x contiguous stripes whose lengths
-//               differ by at most one; tiles shared by several blocks are summed afterwards
+//               differ by at most one; tiles shared by several blocks are summed afterwards.
+//               A k split (GemmParams::tile_sharers = s) is the same cut made inside each
+//               tile: blocks s*t .. s*t + s-1 own tile t's k-tiles in s ranges whose lengths
+//               differ by at most one, so no block straddles two tiles even where s does
+//               not divide k_tiles (K = 3712: 29 k-tiles of 128)
 //   whole tiles block b owns all k-tiles of tiles b, b + tile_step, ... (large M): the tiles
 //               in flight at one time are neighbours in the band order, so they share rows
 //               of A and weight strips in L2
@@ -18,11 +22,30 @@ namespace marlinrt::kern {
 
 struct Stripe {
   int units_per_block, extra;  // block b owns units_per_block units, one more if b < extra
+  // 0: one stripe over all units. Else the cut repeats every period_blocks blocks and
+  // period_units units (a k split: the sharers and the k-tiles of one tile), `extra` counting
+  // inside each period.
+  int period_blocks = 0, period_units = 0;
 
+  MARLINRT_HOST_DEVICE static Stripe of(const GemmParams& p) {
+    return {p.stripe_units, p.stripe_extra, p.tile_sharers, p.tile_sharers ? p.k_tiles : 0};
+  }
   MARLINRT_HOST_DEVICE int begin(int b) const {
-    return b * units_per_block + (b < extra ? b : extra);
+    if (period_blocks == 0) return begin_in_period(b);
+    const int period = b / period_blocks;
+    return period * period_units + begin_in_period(b - period * period_blocks);
   }
   MARLINRT_HOST_DEVICE int block_of(int u) const {
+    if (period_blocks == 0) return block_in_period(u);
+    const int period = u / period_units;
+    return period * period_blocks + block_in_period(u - period * period_units);
+  }
+
+ private:
+  MARLINRT_HOST_DEVICE int begin_in_period(int b) const {
+    return b * units_per_block + (b < extra ? b : extra);
+  }
+  MARLINRT_HOST_DEVICE int block_in_period(int u) const {
     const int long_units = extra * (units_per_block + 1);
     return u < long_units ? u / (units_per_block + 1) : extra + (u - long_units) / units_per_block;
   }
@@ -37,7 +60,7 @@ struct BlockUnits {
       const int tiles = p.m_tiles * p.n_tiles;
       return {b * p.k_tiles, (b < tiles ? (tiles - 1 - b) / p.tile_step + 1 : 0) * p.k_tiles};
     }
-    const Stripe stripe{p.stripe_units, p.stripe_extra};
+    const Stripe stripe = Stripe::of(p);
     return {stripe.begin(b), stripe.begin(b + 1) - stripe.begin(b)};
   }
 };

@@ -104,24 +104,40 @@ bool sync_for_few_m_tiles(std::int64_t m, std::int64_t n_padded, std::int64_t k_
 
 constexpr int kMaxStages = 4;
 
-// Blocks for `units` work units over `tiles` output tiles of `k_tiles` units each, at most
-// `max_blocks`. The plain stripe uses every block slot, but when each block gets only a few
-// units most stripes straddle two tiles, and each tile a block touches costs it a publish,
-// an arrival and perhaps a reduction, all on its critical path. An even split of k (blocks
-// = tiles * s, s dividing k_tiles) gives every block one tile; it is taken when no block
-// gets more units than in the stripe, or at most two more when the stripe's are few.
-int split_blocks(std::int64_t units, int tiles, int k_tiles, std::int64_t max_blocks) {
+// How `units` work units over `tiles` output tiles of `k_tiles` units each are cut over at
+// most `max_blocks` blocks. The plain stripe uses every block slot, but when each block gets
+// only a few units most stripes straddle two tiles, and each tile a block touches costs it a
+// publish, an arrival and perhaps a reduction, all on its critical path. A k split (blocks =
+// tiles * s) gives every block one tile: s dividing k_tiles when that gives no block more
+// units than the stripe, or at most two more when the stripe's are few; else s up to
+// kMaxSplitSharers ranges whose lengths differ by one, under the same bound (K = 3712 has 29
+// k-tiles of 128, and the stripe's 16 sharers per tile cost 2688x3712 M = 1 12.4 us against
+// 8.2 for 3712x2688's even split).
+constexpr int kMaxSplitSharers = 8;  // the portable cluster size (cluster_split)
+struct Split {
+  int blocks;
+  int sharers;  // > 0: a k split over this many blocks per tile; 0: the plain stripe
+};
+Split split_blocks(std::int64_t units, int tiles, int k_tiles, std::int64_t max_blocks) {
   const std::int64_t stripe = std::min(max_blocks, units);
   const std::int64_t stripe_units = (units + stripe - 1) / stripe;
-  if (units % stripe == 0 && (k_tiles % stripe_units == 0 || stripe_units % k_tiles == 0))
-    return static_cast<int>(stripe);
-  const std::int64_t slack = stripe_units <= 4 ? 2 : 0;
-  for (std::int64_t s = std::min<std::int64_t>(k_tiles, max_blocks / tiles); s >= 1; --s) {
+  const int stripe_blocks = static_cast<int>(stripe);
+  if (units % stripe == 0) {
+    if (k_tiles % stripe_units == 0)
+      return {stripe_blocks, static_cast<int>(k_tiles / stripe_units)};
+    if (stripe_units % k_tiles == 0) return {stripe_blocks, 0};  // whole tiles
+  }
+  const std::int64_t most = stripe_units + (stripe_units <= 4 ? 2 : 0);
+  const std::int64_t widest = std::min<std::int64_t>(k_tiles, max_blocks / tiles);
+  for (std::int64_t s = widest; s >= 1; --s) {
     if (k_tiles % s) continue;
-    if (k_tiles / s <= stripe_units + slack) return static_cast<int>(tiles * s);
+    if (k_tiles / s <= most) return {static_cast<int>(tiles * s), static_cast<int>(s)};
     break;  // smaller splits only give each block more units
   }
-  return static_cast<int>(stripe);
+  for (std::int64_t s = std::min<std::int64_t>(widest, kMaxSplitSharers); s >= 2; --s) {
+    if ((k_tiles + s - 1) / s <= most) return {static_cast<int>(tiles * s), static_cast<int>(s)};
+  }
+  return {stripe_blocks, 0};
 }
 
 // Whole tiles in band order instead of stripes: where every block slot gets a tile and the
@@ -152,8 +168,7 @@ int band_height(const GemmTile& tile, int blocks, int m_tiles) {
 int cluster_split(const DensePlan& plan, int arch, int smem_bytes) {
   // The warp-specialized kernel's producer would have to join the cluster barrier.
   if (arch < 90 || gemm_warp_specialized(plan.key.tile)) return 1;
-  if (plan.stripe_extra != 0 || plan.k_tiles % plan.stripe_units != 0) return 1;
-  const int sharers = plan.k_tiles / plan.stripe_units;
+  const int sharers = plan.tile_sharers;
   const int partial_bytes = 16 * plan.key.tile.m_blocks * plan.key.tile.tile_n * 4;
   if (sharers < 2 || sharers > 8 || partial_bytes > smem_bytes) return 1;
   return sharers;
@@ -228,6 +243,7 @@ void set_partition(const DensePlan& plan, kern::GemmParams& params) {
   params.k_tiles = plan.k_tiles;
   params.stripe_units = plan.stripe_units;
   params.stripe_extra = plan.stripe_extra;
+  params.tile_sharers = plan.tile_sharers;
   params.tile_step = plan.tile_step;
   params.band_m = plan.band_m;
 }
@@ -430,16 +446,22 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
                                    : band_height(tile, plan.blocks, plan.m_tiles);
         plan.stripe_units = plan.k_tiles;  // unused by the kernel; one tile per block's turn
       } else {
-        plan.blocks = split_blocks(units, tiles, plan.k_tiles, slots);
+        const Split split = split_blocks(units, tiles, plan.k_tiles, slots);
+        plan.blocks = split.blocks;
         plan.band_m = plan.m_tiles;
-        plan.stripe_units = static_cast<int>(units / plan.blocks);
-        plan.stripe_extra = static_cast<int>(units % plan.blocks);
+        plan.tile_sharers = split.sharers;
+        const std::int64_t cut = split.sharers ? plan.k_tiles : units;  // one period's units
+        const int cut_blocks = split.sharers ? split.sharers : plan.blocks;
+        plan.stripe_units = static_cast<int>(cut / cut_blocks);
+        plan.stripe_extra = static_cast<int>(cut % cut_blocks);
       }
-      // Blocks covering one tile: exact for an even split, else at most one more than the
-      // shortest stripes need (straddling).
-      const bool even = plan.stripe_extra == 0 && plan.k_tiles % plan.stripe_units == 0;
-      const int sharers = even ? plan.k_tiles / plan.stripe_units
-                               : (plan.k_tiles + plan.stripe_units - 1) / plan.stripe_units + 1;
+      // Blocks covering one tile: exact for a k split, else at most one more than the
+      // shortest stripes need (straddling); whole tiles in band order have one.
+      const int sharers =
+          plan.tile_sharers ? plan.tile_sharers
+          : plan.tile_step > 1
+              ? 1
+              : (plan.k_tiles + plan.stripe_units - 1) / plan.stripe_units + 1;
       // The next tile choice (a forced wgmma takes any number of sharers).
       if (c.max_sharers && sharers > c.max_sharers && !(c.wgmma && wgmma_forced)) break;
       plan.cluster_blocks = cluster_split(plan, arch, smem);

@@ -59,6 +59,9 @@ struct DensePlan {
   int blocks = 0;  // stripes, one block each
   int m_tiles = 0, n_tiles = 0, k_tiles = 0;
   int stripe_units = 0, stripe_extra = 0;  // block b starts at b * stripe_units + min(b, extra)
+  // > 0: a k split, the stripe cut above made inside each tile over this many blocks
+  // (GemmParams::tile_sharers); every block owns part of exactly one tile.
+  int tile_sharers = 0;
   // > 1: no stripes; block b owns whole tiles b, b + tile_step, ... (GemmParams::tile_step).
   int tile_step = 1;
   int band_m = 0;  // m-tiles per band of the tile order (GemmParams::band_m)

@@ -60,11 +60,24 @@ TEST_CASE("small layers split k evenly so that each block owns one tile", "[disp
     CHECK(plan.blocks == plan.n_tiles * (plan.k_tiles / plan.stripe_units));
     CHECK(plan.blocks >= 64);
   }
-  // 2688x3712: 29 k-tiles (prime) cannot split evenly; the 128-thread tiles would spread
-  // each tile over ~25 blocks, so the plan takes 256-thread blocks and fewer sharers.
-  const auto prime = plan_dense(16, 2688, 3712, DType::bf16, 90, 132, 232448, std::nullopt);
-  CHECK(prime.key.tile.threads == 256);
-  CHECK(prime.k_tiles / prime.stripe_units <= 16);
+  // 2688x3712: 29 k-tiles of 128 (prime) have no even split; they are cut into 8 ranges of
+  // 3 or 4, each block still owning one tile, and the 8 sharers form a cluster on sm_90.
+  for (std::int64_t m : {1, 16, 32}) {
+    const auto prime = plan_dense(m, 2688, 3712, DType::bf16, 90, 132, 232448, std::nullopt);
+    INFO("m " << m << " blocks " << prime.blocks << " units " << prime.stripe_units << "+"
+              << prime.stripe_extra);
+    CHECK(prime.k_tiles == 29);
+    CHECK(prime.tile_sharers == 8);
+    CHECK(prime.blocks == prime.n_tiles * 8);
+    CHECK(prime.stripe_units == 3);
+    CHECK(prime.stripe_extra == 5);  // 5 ranges of 4, 3 of 3
+    CHECK(prime.cluster_blocks == 8);
+  }
+  // Without clusters (sm_80) the same cut reduces through the workspace.
+  const auto ampere = plan_dense(1, 2688, 3712, DType::bf16, 80, 108, 166912, std::nullopt);
+  CHECK(ampere.tile_sharers >= 2);
+  CHECK(ampere.tile_sharers <= 8);
+  CHECK(ampere.cluster_blocks == 1);
   // N is padded to 128 columns so that 128-column tiles serve every layer (10304 = 80.5 x 128).
   CHECK(padded_n(10304) == 10368);
   CHECK(padded_n(1856) == 1920);

@@ -30,10 +30,22 @@ void check_walk(const DensePlan& plan) {
   const int tiles = p.m_tiles * p.n_tiles;
   std::vector<int> visits(static_cast<std::size_t>(tiles) * p.k_tiles, 0);
   std::vector<int> tile_at(static_cast<std::size_t>(tiles), -1);  // (n, m) -> tile
-  long out_of_range = 0, disagreements = 0, collisions = 0;
+  long out_of_range = 0, disagreements = 0, collisions = 0, straddles = 0, misplaced = 0;
+  const kern::Stripe stripe = kern::Stripe::of(p);
   for (int b = 0; b < plan.blocks; ++b) {
     const kern::BlockUnits mine = kern::BlockUnits::of(b, p);
     REQUIRE(mine.count >= 0);
+    // A k split: block b owns part b % sharers of tile b / sharers, and the reduction finds
+    // the tile's sharers where they are.
+    if (p.tile_sharers > 0 && mine.count > 0) {
+      const int tile = b / p.tile_sharers;
+      if ((mine.first + mine.count - 1) / p.k_tiles != tile || mine.first / p.k_tiles != tile)
+        ++straddles;
+      if (stripe.block_of(mine.first) != b || stripe.block_of(mine.first + mine.count - 1) != b ||
+          stripe.block_of(tile * p.k_tiles) != tile * p.tile_sharers ||
+          stripe.block_of((tile + 1) * p.k_tiles - 1) != (tile + 1) * p.tile_sharers - 1)
+        ++misplaced;
+    }
     kern::Cursor c = kern::Cursor::at(mine.first, p);
     for (int i = 0; i < mine.count; ++i, c.advance(p)) {
       if (c.tile < 0 || c.tile >= tiles || c.n_tile < 0 || c.n_tile >= p.n_tiles || c.m_tile < 0 ||
@@ -51,6 +63,8 @@ void check_walk(const DensePlan& plan) {
     }
   }
   CHECK(out_of_range == 0);
+  CHECK(straddles == 0);
+  CHECK(misplaced == 0);
   CHECK(disagreements == 0);
   CHECK(collisions == 0);
   CHECK(std::count(visits.begin(), visits.end(), 1) == static_cast<long>(visits.size()));
@@ -60,8 +74,8 @@ void check_walk(const DensePlan& plan) {
 
 TEST_CASE("every block's units cover the GEMM once, in stripes and in band order",
           "[dispatch][tile-order]") {
-  const std::int64_t shapes[][2] = {{57344, 8192}, {4096, 4096}, {2688, 4096},
-                                    {10304, 2688}, {1856, 672},  {72, 48}};
+  const std::int64_t shapes[][2] = {{57344, 8192}, {4096, 4096}, {2688, 4096}, {10304, 2688},
+                                    {2688, 3712},  {1856, 672},  {72, 48}};
   for (auto [n, k] : shapes) {
     for (std::int64_t m : {1, 33, 100, 1000, 4096, 5000}) {
       for (const char* order : {"auto", "stripes", "bands", "bands:1", "bands:5", "bands:4096"}) {
