@@ -27,8 +27,12 @@ struct Stripe {
   // inside each period.
   int period_blocks = 0, period_units = 0;
 
+  // An even k split is the plain stripe (no division: the prologue of a small layer is on its
+  // critical path).
   MARLINRT_HOST_DEVICE static Stripe of(const GemmParams& p) {
-    return {p.stripe_units, p.stripe_extra, p.tile_sharers, p.tile_sharers ? p.k_tiles : 0};
+    const bool periodic = p.tile_sharers > 0 && p.stripe_extra > 0;
+    return {p.stripe_units, p.stripe_extra, periodic ? p.tile_sharers : 0,
+            periodic ? p.k_tiles : 0};
   }
   MARLINRT_HOST_DEVICE int begin(int b) const {
     if (period_blocks == 0) return begin_in_period(b);

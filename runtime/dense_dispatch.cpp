@@ -109,10 +109,13 @@ constexpr int kMaxStages = 4;
 // only a few units most stripes straddle two tiles, and each tile a block touches costs it a
 // publish, an arrival and perhaps a reduction, all on its critical path. A k split (blocks =
 // tiles * s) gives every block one tile: s dividing k_tiles when that gives no block more
-// units than the stripe, or at most two more when the stripe's are few; else s up to
-// kMaxSplitSharers ranges whose lengths differ by one, under the same bound (K = 3712 has 29
-// k-tiles of 128, and the stripe's 16 sharers per tile cost 2688x3712 M = 1 12.4 us against
-// 8.2 for 3712x2688's even split).
+// units than the stripe, or at most two more when the stripe's are few. Where no divisor
+// does, s <= kMaxSplitSharers ranges whose lengths differ by one, under the same bound, if the
+// stripe would spread a tile over more than kMaxSplitSharers blocks or give each block at
+// least 4 units. (H200, bf16, same call, stripe -> uneven split, us: 2688x3712, 29 k-tiles
+// of 128, M = 1 12.2 -> 9.0, M = 32 17.6 -> 12.0, M = 64 16.9 -> 15.3, M = 128 21.2 -> 19.1;
+// 2688x4096 M = 128 22.3 -> 19.9; but 10304x2688 M = 1, 3 units and 8 sharers a tile in the
+// stripe, 12.9 -> 14.2: 486 blocks on 528 slots leave the SMs unevenly loaded.)
 constexpr int kMaxSplitSharers = 8;  // the portable cluster size (cluster_split)
 struct Split {
   int blocks;
@@ -134,6 +137,9 @@ Split split_blocks(std::int64_t units, int tiles, int k_tiles, std::int64_t max_
     if (k_tiles / s <= most) return {static_cast<int>(tiles * s), static_cast<int>(s)};
     break;  // smaller splits only give each block more units
   }
+  const std::int64_t shortest = units / stripe;  // the stripe's blocks have this or one more
+  const std::int64_t stripe_sharers = (k_tiles + shortest - 1) / shortest + 1;
+  if (stripe_sharers <= kMaxSplitSharers && shortest < 4) return {stripe_blocks, 0};
   for (std::int64_t s = std::min<std::int64_t>(widest, kMaxSplitSharers); s >= 2; --s) {
     if ((k_tiles + s - 1) / s <= most) return {static_cast<int>(tiles * s), static_cast<int>(s)};
   }

@@ -73,6 +73,12 @@ TEST_CASE("small layers split k evenly so that each block owns one tile", "[disp
     CHECK(prime.stripe_extra == 5);  // 5 ranges of 4, 3 of 3
     CHECK(prime.cluster_blocks == 8);
   }
+  // 10304x2688 at M = 1 keeps its stripe (3 or 4 units a block, 8 sharers a tile): the
+  // uneven cut into 6 measured slower there.
+  const auto striped =
+      plan_dense(1, padded_n(10304), padded_k(2688), DType::bf16, 90, 132, 232448, std::nullopt);
+  CHECK(striped.tile_sharers == 0);
+  CHECK(striped.blocks == 4 * 132);
   // Without clusters (sm_80) the same cut reduces through the workspace.
   const auto ampere = plan_dense(1, 2688, 3712, DType::bf16, 80, 108, 166912, std::nullopt);
   CHECK(ampere.tile_sharers >= 2);
