@@ -463,11 +463,10 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
       }
       // Blocks covering one tile: exact for a k split, else at most one more than the
       // shortest stripes need (straddling); whole tiles in band order have one.
-      const int sharers =
-          plan.tile_sharers ? plan.tile_sharers
-          : plan.tile_step > 1
-              ? 1
-              : (plan.k_tiles + plan.stripe_units - 1) / plan.stripe_units + 1;
+      const int sharers = plan.tile_sharers ? plan.tile_sharers
+                          : plan.tile_step > 1
+                              ? 1
+                              : (plan.k_tiles + plan.stripe_units - 1) / plan.stripe_units + 1;
       // The next tile choice (a forced wgmma takes any number of sharers).
       if (c.max_sharers && sharers > c.max_sharers && !(c.wgmma && wgmma_forced)) break;
       plan.cluster_blocks = cluster_split(plan, arch, smem);
