@@ -244,8 +244,13 @@ struct StageLoader {
 
   // Issue the copies of the current unit into the stage at shared address `stage`.
   __device__ void load(u32 stage) const {
-    // A: rows x tile_k halves (GemmConfig::a_smem_offset); rows past m and columns past k
-    // are zero-filled without reading.
+    load_a(stage);
+    load_weights(stage);
+  }
+
+  // A: rows x tile_k halves (GemmConfig::a_smem_offset); rows past m and columns past k are
+  // zero-filled without reading.
+  __device__ void load_a(u32 stage) const {
     const bool col_ok = a_col < p.k;
     // A producer warpgroup's 32-64 A chunks, fully unrolled, spilled its 40 registers.
 #pragma unroll(kFirstLoader > 0 ? 2 : a_iters)
@@ -256,6 +261,11 @@ struct StageLoader {
       cp_async16(stage + Cfg::a_smem_offset(Cfg::a_chunk_row(c), Cfg::a_chunk_col(c)),
                  ok ? a_src + chunk_offset<a_chunks_per_row>(i, a_row_bytes()) : p.a, ok ? 16 : 0);
     }
+  }
+
+  // The prepared weights and scales: written once by prepare, which synchronizes, so they may
+  // be read before griddep_wait().
+  __device__ void load_weights(u32 stage) const {
     // B: tile_n / 64 strips of k16_per_tile units, each contiguous in global memory. (No L2
     // evict-first hint: a member-held createpolicy value faulted as an illegal instruction
     // in one specialization, and the weights stream through L2 once either way.)
@@ -919,14 +929,30 @@ struct GemmKernel {
     const int count = mine.count;
     Cursor computing = Cursor::at(mine.first, p);
     StageLoader<Cfg> loader(p, computing);
+    {
+      // The prologue's weights first: with a programmatic dependent launch they stream in
+      // while the previous kernel finishes; x (and the workspace, the locks and y) only
+      // after griddep_wait. One commit group per stage as in the loop (the first one also
+      // holds every prologue weight copy).
+      StageLoader<Cfg> a_loader = loader;
 #pragma unroll
-    for (int s = 0; s < Cfg::stages - 1; ++s) {
-      if (s < count) {
-        loader.load(smem_addr + s * Cfg::stage_bytes);
-        loader.advance();
+      for (int s = 0; s < Cfg::stages - 1; ++s) {
+        if (s < count) {
+          loader.load_weights(smem_addr + s * Cfg::stage_bytes);
+          loader.advance();
+        }
       }
-      cp_async_commit();
+      griddep_wait();
+#pragma unroll
+      for (int s = 0; s < Cfg::stages - 1; ++s) {
+        if (s < count) {
+          a_loader.load_a(smem_addr + s * Cfg::stage_bytes);
+          a_loader.advance();
+        }
+        cp_async_commit();
+      }
     }
+    griddep_launch_dependents();
     trace(kTraceLoadsIssued);
     Acc acc;
     zero(acc);
@@ -969,6 +995,8 @@ struct GemmKernel {
       }
     }
     __syncthreads();  // the only barrier of all launch_threads threads
+    griddep_wait();   // large M: nothing worth prefetching ahead of it
+    griddep_launch_dependents();
     const Cursor start = Cursor::at(mine.first, p);
     // Warp-uniform for the compiler too (a broadcast), which register reallocation needs.
     const int warpgroup = __shfl_sync(0xFFFFFFFFu, static_cast<int>(threadIdx.x) / 128, 0);

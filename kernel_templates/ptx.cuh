@@ -282,6 +282,22 @@ __device__ __forceinline__ void cluster_wait_all() {
           : "memory");
 }
 
+// Programmatic dependent launch (sm_90; no-ops below, and when the launch did not ask for it).
+// griddep_wait: returns once the grids this one depends on (the previous kernel in the
+// stream) have completed and their memory is visible; nothing they may write is touched
+// before it. griddep_launch_dependents: the next kernel in the stream may start launching
+// once every block of this grid has issued it or exited.
+__device__ __forceinline__ void griddep_wait() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void griddep_launch_dependents() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
 // The GPU-wide nanosecond timer, one clock for all SMs: for diagnostic timelines only.
 // The memory clobber keeps the compiler from moving loads and stores across the reading.
 __device__ __forceinline__ u64 globaltimer_ns() {

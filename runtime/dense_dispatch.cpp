@@ -272,12 +272,6 @@ DenseOrder parse_dense_order(std::string_view value) {
        value);
 }
 
-bool parse_dense_clusters(std::string_view value) {
-  if (value.empty() || value == "on") return true;
-  if (value == "off") return false;
-  fail(Status::invalid_argument, "MARLINRT_DENSE_CLUSTERS='{}': expected on or off", value);
-}
-
 int gemm_warp_cols(const GemmTile& t) { return t.wgmma ? t.tile_n / 8 : t.m_blocks == 1 ? 64 : 32; }
 
 bool gemm_warp_specialized(const GemmTile& t) { return t.wgmma && t.m_blocks == 8; }

@@ -102,9 +102,6 @@ void fit_clusters(DensePlan& plan, std::span<const int> resident);
 enum class DenseMma { automatic, sync, wgmma };
 // Throws invalid_argument naming the variable for anything but auto, sync, wgmma or empty.
 DenseMma parse_dense_mma(std::string_view value);
-// MARLINRT_DENSE_CLUSTERS: "on" (default) or "off" (always the workspace reduction, for
-// measuring). Throws invalid_argument naming the variable for any other value.
-bool parse_dense_clusters(std::string_view value);
 
 // How a plan orders its tiles (MARLINRT_DENSE_ORDER): "auto" (the built-in choice), "stripes"
 // (always the striped partition), "bands" (whole tiles in band order wherever there are at

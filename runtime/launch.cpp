@@ -22,22 +22,31 @@ namespace {
 
 }  // namespace
 
-ClusterLaunchConfig::ClusterLaunchConfig(LaunchDims grid, LaunchDims block, unsigned shared_bytes,
-                                         Stream stream, unsigned cluster_x) {
-  attribute.id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
-  attribute.value.clusterDim.x = cluster_x;
-  attribute.value.clusterDim.y = 1;
-  attribute.value.clusterDim.z = 1;
+LaunchConfigEx::LaunchConfigEx(LaunchDims grid, LaunchDims block, unsigned shared_bytes,
+                               Stream stream, unsigned cluster_x, bool programmatic) {
+  unsigned count = 0;
+  if (cluster_x > 1) {
+    CUlaunchAttribute& a = attributes[count++];
+    a.id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+    a.value.clusterDim.x = cluster_x;
+    a.value.clusterDim.y = 1;
+    a.value.clusterDim.z = 1;
+  }
+  if (programmatic) {
+    CUlaunchAttribute& a = attributes[count++];
+    a.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+    a.value.programmaticStreamSerializationAllowed = 1;
+  }
   config.gridDimX = grid.x, config.gridDimY = grid.y, config.gridDimZ = grid.z;
   config.blockDimX = block.x, config.blockDimY = block.y, config.blockDimZ = block.z;
   config.sharedMemBytes = shared_bytes;
   config.hStream = stream;
-  config.attrs = &attribute;
-  config.numAttrs = 1;
+  config.attrs = attributes;
+  config.numAttrs = count;
 }
 
 void launch(const LoadedKernel& kernel, Stream stream, LaunchDims grid, LaunchDims block,
-            unsigned shared_bytes, const void* params, unsigned cluster_x) {
+            unsigned shared_bytes, const void* params, unsigned cluster_x, bool programmatic) {
   if (shared_bytes > static_cast<unsigned>(kernel.max_dynamic_shared_bytes)) [[unlikely]] {
     fail(Status::invalid_argument,
          "kernel {} asks for {} B of dynamic shared memory; device {} allows at most {} B",
@@ -54,8 +63,11 @@ void launch(const LoadedKernel& kernel, Stream stream, LaunchDims grid, LaunchDi
            "(cuLaunchKernelEx needs a CUDA 12.0 or newer driver)",
            kernel.key.to_string());
     }
-    const ClusterLaunchConfig cluster(grid, block, shared_bytes, stream, cluster_x);
-    result = driver().launch_kernel_ex(&cluster.config, kernel.function, arguments, nullptr);
+    const LaunchConfigEx ex(grid, block, shared_bytes, stream, cluster_x, programmatic);
+    result = driver().launch_kernel_ex(&ex.config, kernel.function, arguments, nullptr);
+  } else if (programmatic && driver().launch_kernel_ex != nullptr) {
+    const LaunchConfigEx ex(grid, block, shared_bytes, stream, 1, true);
+    result = driver().launch_kernel_ex(&ex.config, kernel.function, arguments, nullptr);
   } else {
     result = driver().launch_kernel(kernel.function, grid.x, grid.y, grid.z, block.x, block.y,
                                     block.z, shared_bytes, stream, arguments, nullptr);

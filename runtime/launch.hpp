@@ -12,16 +12,18 @@ struct LaunchDims {
   unsigned x = 1, y = 1, z = 1;
 };
 
-// A cuLaunchKernelEx configuration for thread block clusters of `cluster_x` blocks along x.
-// `config.attrs` points at the member attribute, so the object is neither copied nor moved.
-struct ClusterLaunchConfig {
-  CUlaunchAttribute attribute{};
+// A cuLaunchKernelEx configuration: thread block clusters of `cluster_x` blocks along x (when
+// > 1) and/or a programmatic dependent launch (`programmatic`: the kernel may start before
+// the previous kernel in the stream has finished; it waits for it with griddepcontrol.wait).
+// `config.attrs` points into the object, so it is neither copied nor moved.
+struct LaunchConfigEx {
+  CUlaunchAttribute attributes[2]{};
   CUlaunchConfig config{};
 
-  ClusterLaunchConfig(LaunchDims grid, LaunchDims block, unsigned shared_bytes, Stream stream,
-                      unsigned cluster_x);
-  ClusterLaunchConfig(const ClusterLaunchConfig&) = delete;
-  ClusterLaunchConfig& operator=(const ClusterLaunchConfig&) = delete;
+  LaunchConfigEx(LaunchDims grid, LaunchDims block, unsigned shared_bytes, Stream stream,
+                 unsigned cluster_x, bool programmatic = false);
+  LaunchConfigEx(const LaunchConfigEx&) = delete;
+  LaunchConfigEx& operator=(const LaunchConfigEx&) = delete;
 };
 
 // Launches `kernel` with its one params struct (`params` points at it) on `stream`
@@ -29,9 +31,13 @@ struct ClusterLaunchConfig {
 // primary context (get_kernel() leaves it so). Throws Error(invalid_argument) when
 // `shared_bytes` exceeds what the kernel may use, Error(cuda_error) when the launch fails.
 // `cluster_x` > 1 launches thread block clusters of that many blocks along x (sm_90 and a
-// driver with cuLaunchKernelEx; Error(unsupported) otherwise).
+// driver with cuLaunchKernelEx; Error(unsupported) otherwise). `programmatic` asks for a
+// programmatic dependent launch (sm_90; ignored where cuLaunchKernelEx is missing): only
+// for kernels that call griddepcontrol.wait before touching anything an earlier kernel in
+// the stream may still write.
 void launch(const LoadedKernel& kernel, Stream stream, LaunchDims grid, LaunchDims block,
-            unsigned shared_bytes, const void* params, unsigned cluster_x = 1);
+            unsigned shared_bytes, const void* params, unsigned cluster_x = 1,
+            bool programmatic = false);
 
 // A CUDA event (RAII, move-only) in the current context.
 class Event {

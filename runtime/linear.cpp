@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstdlib>
 
+#include "cache/cache_config.hpp"
 #include "kernel_templates/gemm_params.h"
 #include "marlinrt/linear.hpp"
 #include "runtime/dense_dispatch.hpp"
@@ -19,6 +20,17 @@
 namespace marlinrt {
 
 using namespace detail;
+
+namespace {
+
+// MARLINRT_DENSE_CLUSTERS, MARLINRT_DENSE_PDL: on unless set to a false switch value (off, 0,
+// false, no), for measuring.
+bool env_switch_on(const char* variable) {
+  const char* value = std::getenv(variable);
+  return value == nullptr || *value == '\0' || parse_switch(value, variable);
+}
+
+}  // namespace
 
 void linear(Stream stream, MatrixView x, const PreparedLinear& w, MutableMatrixView y,
             const LinearOptions& options) {
@@ -43,10 +55,11 @@ void linear(Stream stream, MatrixView x, const PreparedLinear& w, MutableMatrixV
   if (m == 0) return;
   if (m > (1 << 30)) fail(Status::invalid_argument, "x has {} rows (at most 2^30)", m);
 
-  static const bool clusters_enabled = [] {
-    const char* value = std::getenv("MARLINRT_DENSE_CLUSTERS");
-    return parse_dense_clusters(value != nullptr ? value : "");
-  }();
+  static const bool clusters_enabled = env_switch_on("MARLINRT_DENSE_CLUSTERS");
+  // sm_90: the kernel may launch while the previous one in the stream finishes, and stream
+  // its first weights meanwhile (it waits for that kernel before it reads x or touches the
+  // workspace, the locks or y).
+  static const bool pdl_enabled = env_switch_on("MARLINRT_DENSE_PDL");
   DensePlan plan = plan_dense(m, p.n_padded, p.k_padded, p.activation, dev.compute_capability,
                               dev.sm_count, dev.max_shared_per_block_optin);
   const LoadedKernel& kernel = get_kernel(plan.key, stream);
@@ -80,7 +93,7 @@ void linear(Stream stream, MatrixView x, const PreparedLinear& w, MutableMatrixV
   launch(kernel, stream, {static_cast<unsigned>(plan.blocks)},
          {static_cast<unsigned>(gemm_launch_threads(plan.key.tile))},
          static_cast<unsigned>(plan.smem_bytes), &params,
-         static_cast<unsigned>(params.cluster_blocks));
+         static_cast<unsigned>(params.cluster_blocks), pdl_enabled && dev.compute_capability >= 90);
 }
 
 }  // namespace marlinrt

@@ -18,8 +18,8 @@ namespace {
 void count_resident_clusters(LoadedKernel& kernel) {
   const GemmTile& tile = kernel.key.tile;
   for (unsigned c = 2; c < kernel.resident_clusters.size(); ++c) {
-    const ClusterLaunchConfig cluster({c}, {static_cast<unsigned>(gemm_launch_threads(tile))},
-                                      static_cast<unsigned>(gemm_smem_bytes(tile)), nullptr, c);
+    const LaunchConfigEx cluster({c}, {static_cast<unsigned>(gemm_launch_threads(tile))},
+                                 static_cast<unsigned>(gemm_smem_bytes(tile)), nullptr, c);
     int count = 0;
     // A refusal (a cluster that can never be resident) leaves 0: the plan falls back.
     if (driver().occupancy_max_active_clusters(&count, kernel.function, &cluster.config) ==

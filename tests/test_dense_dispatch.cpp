@@ -113,11 +113,6 @@ TEST_CASE("cluster plans are kept only when all their clusters can be resident",
   };
   CHECK(fitted(tiles, 0) == 8);
   CHECK(fitted(tiles - 1, tiles) == 1);  // not all fit: the workspace path
-  CHECK(parse_dense_clusters(""));
-  CHECK(parse_dense_clusters("on"));
-  CHECK_FALSE(parse_dense_clusters("off"));
-  CHECK_THROWS_WITH(parse_dense_clusters("no"),
-                    Catch::Contains("MARLINRT_DENSE_CLUSTERS") && Catch::Contains("on or off"));
 }
 
 TEST_CASE("prebuild keys of a shape are exactly the plans' keys", "[dispatch]") {
