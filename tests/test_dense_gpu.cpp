@@ -427,6 +427,67 @@ TEST_CASE("dense linear is bitwise deterministic over 10 runs", "[dense][gpu]") 
   }
 }
 
+TEST_CASE("dense linears back to back read what the previous one wrote", "[dense][gpu]") {
+  MARLINRT_REQUIRE_GPU();
+  const std::uint64_t seed = fresh_test_seed();
+  INFO("seed " << seed);
+  CudaStream stream;
+  ErrorLog log("chained layers (x -> up -> down -> up, no host sync between)");
+  // Nemotron's shared expert, up 3712x2688 then down 2688x3712: small layers, where on sm_90
+  // each launch starts while the previous one finishes (programmatic dependent launch). The
+  // second call reads the first's output and overwrites its input, the third reads that.
+  const HostNvfp4Weights up = random_exporter_weights(3712, 2688, mix_seed(seed, 1), 0.02);
+  const HostNvfp4Weights down = random_exporter_weights(2688, 3712, mix_seed(seed, 2), 0.02);
+  std::uint64_t run = 10;
+  for (DType dtype : kActivationDtypes) {
+    PreparedTestLayer up_dev = prepare_host_layer(up, dtype, stream.get());
+    PreparedTestLayer down_dev = prepare_host_layer(down, dtype, stream.get());
+    for (std::int64_t m : {1, 16, 256}) {
+      const std::uint64_t run_seed = mix_seed(seed, run++);
+      const std::vector<std::uint16_t> x = random_half_matrix(dtype, m, up.k, up.k, run_seed, 1.0);
+      DeviceBuffer a(x.size() * sizeof(std::uint16_t)), h(m * up.n * sizeof(std::uint16_t)),
+          h2(m * up.n * sizeof(std::uint16_t));
+      a.upload(x);
+      h.fill_bytes(0xFF);
+      h2.fill_bytes(0xFF);
+      const auto view = [&](const DeviceBuffer& b, std::int64_t cols) {
+        return MatrixView{b.data(), dtype, m, cols, 0};
+      };
+      const auto out = [&](DeviceBuffer& b, std::int64_t cols) {
+        return MutableMatrixView{b.data(), dtype, m, cols, 0};
+      };
+      linear(stream.get(), view(a, up.k), up_dev.linear, out(h, up.n));
+      linear(stream.get(), view(h, down.k), down_dev.linear, out(a, down.n));
+      linear(stream.get(), view(a, up.k), up_dev.linear, out(h2, up.n));
+      stream.synchronize();
+      const auto h_out = h.download_vector<std::uint16_t>(static_cast<std::size_t>(m * up.n));
+      const auto a_out = a.download_vector<std::uint16_t>(static_cast<std::size_t>(m * down.n));
+      const auto h2_out = h2.download_vector<std::uint16_t>(static_cast<std::size_t>(m * up.n));
+      // Each output against the FP64 reference of the input that call saw.
+      const auto verify = [&](const HostNvfp4Weights& w, const std::vector<std::uint16_t>& in,
+                              const std::vector<std::uint16_t>& y, const char* what) {
+        const std::vector<std::int64_t> rows = sample_rows(m, 64, run_seed);
+        std::vector<std::uint16_t> sampled;
+        for (std::int64_t r : rows)
+          sampled.insert(sampled.end(), y.begin() + r * w.n, y.begin() + (r + 1) * w.n);
+        const std::vector<double> ref =
+            reference_linear(w, HalfMatrixRef{in.data(), dtype, m, w.k, w.k}, rows, nullptr);
+        const Tolerance tol = tolerance_for(dtype);
+        const ReferenceComparison c = compare_with_reference(
+            dtype, sampled, ref, rows, w.n, tol.element_absolute, tol.element_relative);
+        log.add(std::string(dtype_name(dtype)) + " M=" + std::to_string(m) + " " + what, c);
+        INFO(what << ": " << c.summary());
+        CHECK(c.non_finite_count == 0);
+        CHECK(c.relative_error <= tol.relative);
+        CHECK(c.bound_violations == 0);
+      };
+      verify(up, x, h_out, "up(x)");
+      verify(down, h_out, a_out, "down(up(x)), over x");
+      verify(up, a_out, h2_out, "up(down(up(x)))");
+    }
+  }
+}
+
 TEST_CASE("every E4M3 scale times every E2M1 code comes out exactly", "[dense][gpu]") {
   MARLINRT_REQUIRE_GPU();
   CudaStream stream;
