@@ -89,11 +89,18 @@ constexpr auto kLargeM = with_fallbacks<7>({{{256, 256, 256, 0, kWgmmaMaxSharers
 //   22.4 with mma.sync, 26.7 with these), so they keep the 64-row plan there.
 constexpr auto kRows128 = std::array<TileChoice, 3>{
     {{128, 256, 256, 25, 0, true}, {256, 128, 256, 0, 0, true}, {128, 128, 256, 0, 0, true}}};
-constexpr std::int64_t kLargeLayer = 50'000'000;  // weights
-bool prefer_rows128(std::int64_t m, std::int64_t n_padded, std::int64_t k_padded) {
+// Since partials are summed in fragment order (session 13) the line for M = 128..511 is the
+// layer's 128x128x128 units per block slot and 128-row m-tile: at least 12 (H200, bf16,
+// same call, default plan -> 128x128 tiles of 128 rows, us: 10304x2688, 12.9 units, M = 128
+// 38.1 -> 32.8, M = 256 57.7 -> 50.8; 6144x4096, 11.6 units, M = 256 45.2 -> 46.2; 4096x4096,
+// 7.8 units, M = 256 26.0 -> 35.2). Every layer of >= 50M weights has more than 12.
+constexpr int kRows128MinUnits = 12;
+bool prefer_rows128(std::int64_t m, std::int64_t n_padded, std::int64_t k_padded, int sm_count) {
   if (k_padded % 128 != 0) return false;  // no 128-row tile divides it
-  return m >= 512 || (m >= 128 && n_padded * k_padded >= kLargeLayer);
+  const std::int64_t units = ((n_padded + 127) / 128) * (k_padded / 128);
+  return m >= 512 || (m >= 128 && units >= std::int64_t{kRows128MinUnits} * sm_count);
 }
+constexpr std::int64_t kLargeLayer = 50'000'000;  // weights
 // Layers below kLargeLayer at 64 < M <= 192 (two or three 64-row m-tiles) keep mma.sync: it
 // measured faster on every one (H200, bf16, same call, M = 80 / 128, mma.sync vs wgmma:
 // 4096x4096 22.3 / 22.4 vs 26.5 / 26.8 us, 2688x4096 21.1 / 22.2 vs 22.3 / 23.1, 3712x2688
@@ -339,7 +346,7 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
       arch == 90 && mma != DenseMma::sync && m > 64 &&
       (tile_override ? tile_override->rows == 128 || (tile_override->rows == 0 && wgmma_forced &&
                                                       tile_override->tile_n == 128)
-                     : prefer_rows128(m, n_padded, k_padded));
+                     : prefer_rows128(m, n_padded, k_padded, sm_count));
   const int m_blocks =
       rows128 ? 8 : static_cast<int>(std::clamp<std::int64_t>((m + 15) / 16, 1, 4));
   const bool wgmma_ok =
