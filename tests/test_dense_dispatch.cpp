@@ -172,8 +172,16 @@ TEST_CASE("sm_90 serves M > 48 with the warpgroup MMA where its tiles have few s
   CHECK(rows128_tile(1024, 2688, 4096) == std::pair{256, 128});
   CHECK(gemm_ragged_n(plan(4096, 2688, 4096, 90, DenseMma::automatic).key.tile));
   CHECK_FALSE(gemm_ragged_n(plan(1024, 2688, 4096, 90, DenseMma::automatic).key.tile));
-  // Layers below 50M weights take 128-row m-tiles from M = 512; K must be a multiple of 128.
+  // Layers with fewer than 12 128x128 tiles per SM take 128-row m-tiles from M = 512, the
+  // others from M = 128; K must be a multiple of 128.
   CHECK(plan(256, 4096, 4096, 90, DenseMma::automatic).key.tile.m_blocks == 4);
+  CHECK(plan(256, 6144, 4096, 90, DenseMma::automatic).key.tile.m_blocks == 4);  // 11.6
+  for (std::int64_t m : {128, 256}) {
+    INFO("m " << m);
+    CHECK(plan(m, 10368, 2688, 90, DenseMma::automatic).key.tile.m_blocks == 8);  // 12.9
+    CHECK(plan(m, 10368, 2688, 90, DenseMma::automatic).key.tile.tile_n == 128);
+  }
+  CHECK(plan(100, 10368, 2688, 90, DenseMma::automatic).key.tile.m_blocks == 4);
   CHECK(plan(512, 4096, 4096, 90, DenseMma::automatic).key.tile.m_blocks == 8);
   const auto k2688 = plan(4096, 10368, 2688, 90, DenseMma::automatic).key.tile;
   CHECK(k2688.m_blocks == 8);
