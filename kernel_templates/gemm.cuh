@@ -995,7 +995,6 @@ struct GemmKernel {
       }
     }
     __syncthreads();  // the only barrier of all launch_threads threads
-    griddep_wait();   // large M: nothing worth prefetching ahead of it
     griddep_launch_dependents();
     const Cursor start = Cursor::at(mine.first, p);
     // Warp-uniform for the compiler too (a broadcast), which register reallocation needs.
@@ -1003,10 +1002,15 @@ struct GemmKernel {
     if (warpgroup == Cfg::threads / 128) {
       setmaxnreg_dec<Cfg::producer_registers>();
       StageLoader<Cfg, Cfg::producers, Cfg::threads> loader(p, start);
+      // The first slot's weights stream before griddep_wait, its x after (as in
+      // run_block_pipeline; one loader only: the producer has 40 registers).
+      if (mine.count > 0) loader.load_weights(smem_addr);
+      griddep_wait();
       for (int f = 0; f < mine.count; ++f) {
         const int slot = f % Cfg::stages, round = f / Cfg::stages;
         if (round > 0) mbarrier_wait(empty + 8 * slot, (round - 1) & 1);
-        loader.load(smem_addr + slot * Cfg::stage_bytes);
+        if (f > 0) loader.load_weights(smem_addr + slot * Cfg::stage_bytes);
+        loader.load_a(smem_addr + slot * Cfg::stage_bytes);
         loader.advance();
         cp_async_mbarrier_arrive(full + 8 * slot);
       }
@@ -1015,6 +1019,7 @@ struct GemmKernel {
       return;
     }
     setmaxnreg_inc<Cfg::consumer_registers>();
+    griddep_wait();  // the consumers read the bias and write y, the workspace and the locks
     Cursor computing = start;
     Acc acc;
     zero(acc);
