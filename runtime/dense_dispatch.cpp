@@ -124,6 +124,11 @@ constexpr int kMaxStages = 4;
 // 2688x4096 M = 128 22.3 -> 19.9; but 10304x2688 M = 1, 3 units and 8 sharers a tile in the
 // stripe, 12.9 -> 14.2: 486 blocks on 528 slots leave the SMs unevenly loaded.)
 constexpr int kMaxSplitSharers = 8;  // the portable cluster size (cluster_split)
+// Blocks a stripe of `shortest` or more units per block spreads one tile of `k_tiles` over,
+// at most (a straddling block at either end).
+std::int64_t stripe_sharers(std::int64_t k_tiles, std::int64_t shortest) {
+  return (k_tiles + shortest - 1) / shortest + 1;
+}
 struct Split {
   int blocks;
   int sharers;  // > 0: a k split over this many blocks per tile; 0: the plain stripe
@@ -145,8 +150,8 @@ Split split_blocks(std::int64_t units, int tiles, int k_tiles, std::int64_t max_
     break;  // smaller splits only give each block more units
   }
   const std::int64_t shortest = units / stripe;  // the stripe's blocks have this or one more
-  const std::int64_t stripe_sharers = (k_tiles + shortest - 1) / shortest + 1;
-  if (stripe_sharers <= kMaxSplitSharers && shortest < 4) return {stripe_blocks, 0};
+  if (stripe_sharers(k_tiles, shortest) <= kMaxSplitSharers && shortest < 4)
+    return {stripe_blocks, 0};
   for (std::int64_t s = std::min<std::int64_t>(widest, kMaxSplitSharers); s >= 2; --s) {
     if ((k_tiles + s - 1) / s <= most) return {static_cast<int>(tiles * s), static_cast<int>(s)};
   }
@@ -464,10 +469,10 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
       }
       // Blocks covering one tile: exact for a k split, else at most one more than the
       // shortest stripes need (straddling); whole tiles in band order have one.
-      const int sharers = plan.tile_sharers ? plan.tile_sharers
-                          : plan.tile_step > 1
-                              ? 1
-                              : (plan.k_tiles + plan.stripe_units - 1) / plan.stripe_units + 1;
+      const std::int64_t sharers = plan.tile_sharers ? plan.tile_sharers
+                                   : plan.tile_step > 1
+                                       ? 1
+                                       : stripe_sharers(plan.k_tiles, plan.stripe_units);
       // The next tile choice (a forced wgmma takes any number of sharers).
       if (c.max_sharers && sharers > c.max_sharers && !(c.wgmma && wgmma_forced)) break;
       plan.cluster_blocks = cluster_split(plan, arch, smem);

@@ -55,18 +55,16 @@ void launch(const LoadedKernel& kernel, Stream stream, LaunchDims grid, LaunchDi
   }
   // Every marlinrt kernel takes exactly one params struct by value.
   void* arguments[] = {const_cast<void*>(params)};
+  const bool has_ex = driver().launch_kernel_ex != nullptr;
+  if (cluster_x > 1 && !has_ex) [[unlikely]] {
+    fail(Status::unsupported,
+         "kernel {} needs thread block clusters, which this driver cannot launch "
+         "(cuLaunchKernelEx needs a CUDA 12.0 or newer driver)",
+         kernel.key.to_string());
+  }
   CUresult result;
-  if (cluster_x > 1) {
-    if (driver().launch_kernel_ex == nullptr) [[unlikely]] {
-      fail(Status::unsupported,
-           "kernel {} needs thread block clusters, which this driver cannot launch "
-           "(cuLaunchKernelEx needs a CUDA 12.0 or newer driver)",
-           kernel.key.to_string());
-    }
+  if (cluster_x > 1 || (programmatic && has_ex)) {
     const LaunchConfigEx ex(grid, block, shared_bytes, stream, cluster_x, programmatic);
-    result = driver().launch_kernel_ex(&ex.config, kernel.function, arguments, nullptr);
-  } else if (programmatic && driver().launch_kernel_ex != nullptr) {
-    const LaunchConfigEx ex(grid, block, shared_bytes, stream, 1, true);
     result = driver().launch_kernel_ex(&ex.config, kernel.function, arguments, nullptr);
   } else {
     result = driver().launch_kernel(kernel.function, grid.x, grid.y, grid.z, block.x, block.y,
