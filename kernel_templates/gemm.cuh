@@ -26,7 +26,7 @@
 namespace marlinrt::kern {
 
 template <int kAct, int kTileK, int kTileN, int kMBlocks, int kStages, int kThreads, bool kMoe,
-          int kActFn, bool kGated, bool kTopkW, bool kWgmma = false>
+          int kActFn, bool kGated, bool kTopkW, bool kWgmma = false, int kResidentBlocks = 0>
 struct GemmConfig {
   static constexpr bool bf16 = kAct == 1;
   // sm_90a warpgroup MMA with the layer's columns as its M side. Two warpgroups of four warps.
@@ -64,7 +64,10 @@ struct GemmConfig {
   // Small-M kernels are latency bound: more resident warps hide more of it, so their
   // registers are capped at 128 per thread (512 threads' worth of blocks per SM), the others'
   // at 255 (host mirror: gemm_blocks_per_sm() in runtime/dense_dispatch.cpp).
-  static constexpr int min_blocks_per_sm = (kMBlocks <= 2 ? 512 : 256) / kThreads;
+  // kResidentBlocks (KernelKey b2, the 64-row wgmma kernel on 128x128 tiles) budgets them
+  // for that many blocks instead, for calls whose tiles leave the SMs latency bound.
+  static constexpr int min_blocks_per_sm =
+      kResidentBlocks ? kResidentBlocks : (kMBlocks <= 2 ? 512 : 256) / kThreads;
   // A warp owns 64 columns (one 16-byte weight load per k16 step) when few rows share each
   // decoded weight, 32 with 2-4 m-blocks so that its accumulators stay in registers: 64
   // columns at 4 m-blocks spill and measured 291 -> 248 TFLOP/s at M = 4096 (session 7)
@@ -106,6 +109,10 @@ struct GemmConfig {
   static_assert(!kWgmma || (kThreads == 256 && (kTileN == 128 || kTileN == 256) &&
                             (kMBlocks == 4 || kMBlocks == 8)),
                 "wgmma: two warpgroups, 64 or 128 rows x 128 or 256 columns");
+  // Host mirror: wgmma_two_block_tile() in runtime/wgmma_tile.hpp.
+  static_assert(kResidentBlocks == 0 || (kResidentBlocks == 2 && kWgmma && kMBlocks == 4 &&
+                                         kTileK == 128 && kTileN == 128),
+                "a two-block register budget exists for the 64-row wgmma kernel on 128x128 tiles");
   // The accumulators: [m-block][n8 tile][4] for mma.sync, [instruction][n8 of rows][4] for
   // wgmma (one m64 x rows D fragment per instruction).
   static constexpr int acc_outer = kWgmma ? warp_cols / 16 : kMBlocks;

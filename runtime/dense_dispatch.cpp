@@ -24,7 +24,9 @@ struct TileChoice {
   // blocks shorten the stripes, and past ~8 sharers the last arriver's sum of their partials
   // outweighs the gain (2688x3712 M = 16, 25 sharers: 14.6 -> 18.2 us on H200).
   int max_sharers = 0;
-  bool wgmma = false;  // sm_90 only (GemmTile::wgmma)
+  bool wgmma = false;                // sm_90 only (GemmTile::wgmma)
+  std::uint8_t resident_blocks = 0;  // GemmTile::resident_blocks
+  int max_m_tiles = 0;               // taken only for calls of at most this many m-tiles (0: any)
 };
 
 // A preference list with the fallbacks appended: 64-deep tiles divide every padded shape
@@ -62,10 +64,17 @@ constexpr auto kTwoMBlocks = with_fallbacks<4>(
 // leave each tile few sharers: 4096x4096 at M = 64 (8 sharers) went 16.6 -> 25.8 us.
 constexpr int kWgmmaMaxSharers = 5;
 // 128-column wgmma tiles serve layers whose padded N is no multiple of 256 (N = 2688, 3712).
-constexpr auto kLargeM = with_fallbacks<7>({{{256, 256, 256, 0, kWgmmaMaxSharers, true},
+// Where even those leave too many sharers, calls of one m-tile take them with two resident
+// blocks per SM (registers budgeted for two, a k split over clusters), which hides the
+// latency the single block per SM left exposed (H200, bf16, same call, M = 64, the mma.sync
+// 128x64 tiles -> two-block wgmma: 3712x2688 15.3 -> 11.4 us, 2688x3712 13.0 -> 11.8; with
+// one block per SM those tiles took 16.8 and 14.5). Not with more m-tiles: at M = 128 and
+// 256 two blocks lost to one on every small layer measured (3712x2688 M = 256 26.4 -> 30.9).
+constexpr auto kLargeM = with_fallbacks<8>({{{256, 256, 256, 0, kWgmmaMaxSharers, true},
                                              {128, 256, 256, 0, kWgmmaMaxSharers, true},
                                              {256, 128, 256, 0, kWgmmaMaxSharers, true},
                                              {128, 128, 256, 0, kWgmmaMaxSharers, true},
+                                             {128, 128, 256, 0, 0, true, 2, 1},
                                              {128, 256, 256, 60},
                                              {128, 64, 128, 0},
                                              {128, 128, 256, 0}}});
@@ -294,7 +303,10 @@ int gemm_launch_threads(const GemmTile& t) {
   return t.threads + (gemm_warp_specialized(t) ? 128 : 0);
 }
 
-int gemm_blocks_per_sm(const GemmTile& t) { return (t.m_blocks <= 2 ? 512 : 256) / t.threads; }
+int gemm_blocks_per_sm(const GemmTile& t) {
+  if (t.resident_blocks) return t.resident_blocks;
+  return (t.m_blocks <= 2 ? 512 : 256) / t.threads;
+}
 
 bool gemm_tile_valid(const GemmTile& t) {
   if (t.wgmma) return wgmma_tile_shape(t);
@@ -381,8 +393,11 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
               0,
               0,
               wgmma_only || rows128};
-    const GemmTile check{forced.tile_k,  forced.tile_n, static_cast<std::uint8_t>(m_blocks), 2,
-                         forced.threads, forced.wgmma};
+    GemmTile check{forced.tile_k,  forced.tile_n, static_cast<std::uint8_t>(m_blocks), 2,
+                   forced.threads, forced.wgmma};
+    // ":2" on the tile that has a two-block register budget asks for that budget too.
+    if (tile_override->blocks_per_sm == 2 && wgmma_two_block_tile(check))
+      forced.resident_blocks = check.resident_blocks = 2;
     if ((n_padded % forced.tile_n && !gemm_ragged_n(check)) || k_padded % forced.tile_k) {
       fail(Status::invalid_argument,
            "MARLINRT_DENSE_TILE asks for {}x{} tiles, which do not divide a padded {}x{} weight",
@@ -405,8 +420,10 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
   }
   for (const auto& c : choices) {
     if (c.wgmma ? !wgmma_ok : wgmma_only) continue;
-    const GemmTile shape{c.tile_k, c.tile_n,  static_cast<std::uint8_t>(m_blocks),
-                         2,        c.threads, c.wgmma};
+    if (c.max_m_tiles && (m + 16 * m_blocks - 1) / (16 * m_blocks) > c.max_m_tiles) continue;
+    const GemmTile shape{
+        c.tile_k, c.tile_n,         static_cast<std::uint8_t>(m_blocks), 2, c.threads,
+        c.wgmma,  c.resident_blocks};
     if (!gemm_tile_valid(shape)) continue;
     if ((n_padded % c.tile_n && !gemm_ragged_n(shape)) || k_padded % c.tile_k) continue;
     const std::int64_t n_tiles = (n_padded + c.tile_n - 1) / c.tile_n;

@@ -46,7 +46,8 @@ bool gemm_ragged_n(const GemmTile& tile);
 int gemm_launch_threads(const GemmTile& tile);
 
 // Resident blocks per SM the kernel's register budget is made for: the host mirror of
-// GemmConfig::min_blocks_per_sm (128 registers per thread for 1-2 m-blocks, else 255).
+// GemmConfig::min_blocks_per_sm (128 registers per thread for 1-2 m-blocks, else 255; the
+// tile's resident_blocks where it has one).
 int gemm_blocks_per_sm(const GemmTile& tile);
 
 // Whether the kernel template accepts the tile: its warps must tile the columns and split the
@@ -79,7 +80,8 @@ void set_partition(const DensePlan& plan, kern::GemmParams& params);
 
 // A tuning override of the tile choice, from MARLINRT_DENSE_TILE = "KxN[:B][/T][@R]"
 // (tile_k x tile_n, optionally B resident blocks per SM, 1 to 4, T threads per block, 128 or
-// 256, and R rows per wgmma m-tile for M > 64 on sm_90, 64 or 128).
+// 256, and R rows per wgmma m-tile for M > 64 on sm_90, 64 or 128). B = 2 on the 64-row wgmma
+// kernel's 128x128 tiles also selects its two-block register budget (GemmTile::resident_blocks).
 struct DenseTileOverride {
   int tile_k = 0, tile_n = 0;
   int blocks_per_sm = 0;  // 0: the default for the kernel

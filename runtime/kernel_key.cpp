@@ -135,6 +135,12 @@ void KernelKey::validate() const {
          "128- or 256-column tiles (got {}, m{}, w{}, t{}x{})",
          arch_name(arch), t.m_blocks, t.threads, t.tile_k, t.tile_n);
   }
+  if (t.resident_blocks != 0 && (t.resident_blocks != 2 || !detail::wgmma_two_block_tile(t))) {
+    fail(Status::invalid_argument,
+         "kernel key: a register budget for {} resident blocks (b{}); only b2 exists, for the "
+         "64-row wgmma kernel on 128x128 tiles (m4, t128x128, wgmma)",
+         t.resident_blocks, t.resident_blocks);
+  }
 }
 
 std::string KernelKey::to_string() const {
@@ -146,9 +152,12 @@ std::string KernelKey::to_string() const {
     if (gated) mode += "-gated";
     if (topk_weight) mode += "-topkw";
   }
-  return fmt::format("gemm/e2m1/g{}/{}/{}/t{}x{}/m{}/s{}/w{}/{}{}", group_size,
+  const std::string budget =
+      tile.resident_blocks ? fmt::format("b{}/", tile.resident_blocks) : std::string();
+  return fmt::format("gemm/e2m1/g{}/{}/{}/t{}x{}/m{}/s{}/w{}/{}{}{}", group_size,
                      dtype_name(activation_dtype), mode, tile.tile_k, tile.tile_n, tile.m_blocks,
-                     tile.stages, tile.threads, tile.wgmma ? "wgmma/" : "", arch_name(arch));
+                     tile.stages, tile.threads, budget, tile.wgmma ? "wgmma/" : "",
+                     arch_name(arch));
 }
 
 KernelKey KernelKey::parse(std::string_view text) {
@@ -164,11 +173,15 @@ KernelKey KernelKey::parse(std::string_view text) {
     return key;
   }
   if (head != "gemm") bad_key(text, fmt::format("unknown kernel kind '{}'", head));
-  // 10 parts, or 11 with "wgmma" before the arch.
-  if (parts.size() != 10 && parts.size() != 11)
-    bad_key(text, fmt::format("a gemm key has 10 parts (11 with wgmma), got {}", parts.size()));
-  if (parts.size() == 11 && parts[9] != "wgmma")
-    bad_key(text, fmt::format("part 10 of 11 must be 'wgmma', got '{}'", parts[9]));
+  // 10 parts; before the arch optionally "wgmma", and before that a register budget "bB".
+  if (parts.size() < 10 || parts.size() > 12) {
+    bad_key(text, fmt::format("a gemm key has 10 parts (11 with wgmma, 12 with bB/wgmma), got {}",
+                              parts.size()));
+  }
+  if (parts.size() >= 11 && parts[parts.size() - 2] != "wgmma") {
+    bad_key(text, fmt::format("part {} of {} must be 'wgmma', got '{}'", parts.size() - 1,
+                              parts.size(), parts[parts.size() - 2]));
+  }
   if (parts[1] != "e2m1") bad_key(text, fmt::format("unknown scalar type '{}'", parts[1]));
   unsigned v = 0, w = 0;
   if (!parse_number(parts[2], "g", v) || v > 255) bad_key(text, "group size must look like g16");
@@ -214,14 +227,19 @@ KernelKey KernelKey::parse(std::string_view text) {
   key.tile.stages = static_cast<std::uint8_t>(v);
   if (!parse_number(parts[8], "w", v) || v > 65535) bad_key(text, "threads must look like w256");
   key.tile.threads = static_cast<std::uint16_t>(v);
-  key.tile.wgmma = parts.size() == 11;
+  key.tile.wgmma = parts.size() >= 11;
+  if (parts.size() == 12) {
+    if (!parse_number(parts[9], "b", v) || v > 255)
+      bad_key(text, "the register budget must look like b2");
+    key.tile.resident_blocks = static_cast<std::uint8_t>(v);
+  }
   key.arch = parse_arch(parts.back());
   key.validate();
   return key;
 }
 
 std::uint64_t KernelKey::packed() const {
-  // 54 bits in all; see the field widths below. Only meaningful for valid keys.
+  // 57 bits in all; see the field widths below. Only meaningful for valid keys.
   std::uint64_t p = 0;
   auto put = [&p](std::uint64_t value, int bits) {
     p = (p << bits) | (value & ((1u << bits) - 1));
@@ -240,6 +258,7 @@ std::uint64_t KernelKey::packed() const {
   put(tile.stages, 4);
   put(tile.threads / 32u, 4);
   put(tile.wgmma, 1);
+  put(tile.resident_blocks, 3);
   put(static_cast<unsigned>(arch), 8);
   return p;
 }

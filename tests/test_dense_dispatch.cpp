@@ -225,9 +225,16 @@ TEST_CASE("sm_90 serves M > 48 with the warpgroup MMA where its tiles have few s
   CHECK(small.wgmma);
   CHECK(small.tile_n == 128);
   CHECK(plan(256, 4096, 4096, 90, DenseMma::automatic).key.tile.tile_n == 256);
-  // 3712x2688 at M = 64: 29 tiles of 128 columns over 21 k-tiles, more than 5 sharers each:
-  // mma.sync by default, the wgmma kernel only when forced.
-  CHECK_FALSE(plan(64, 3712, 2688, 90, DenseMma::automatic).key.tile.wgmma);
+  // 3712x2688 and 2688x3712 at M = 64: 128-column tiles leave more than 5 sharers each, so
+  // one m-tile takes the two-block wgmma kernel; two m-tiles (M = 128) do not.
+  for (auto [n, k] : {std::pair{3712, 2688}, std::pair{2688, 3712}}) {
+    const auto one = plan(64, n, k, 90, DenseMma::automatic).key.tile;
+    CHECK(one.wgmma);
+    CHECK(one.resident_blocks == 2);
+    CHECK(gemm_blocks_per_sm(one) == 2);
+    CHECK(plan(128, n, k, 90, DenseMma::automatic).key.tile.resident_blocks == 0);
+    CHECK(plan(64, n, k, 80, DenseMma::automatic).key.tile.resident_blocks == 0);
+  }
   CHECK(plan(64, 3712, 2688, 90, DenseMma::wgmma).key.tile.wgmma);
   // K = 672 pads to 704, which no wgmma tile divides: mma.sync serves it, even when forced.
   CHECK_FALSE(plan(64, 1024, 704, 90, DenseMma::wgmma).key.tile.wgmma);

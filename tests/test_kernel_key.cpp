@@ -38,6 +38,12 @@ TEST_CASE("kernel key text round-trips", "[key]") {
   CHECK(wgmma.to_string() == "gemm/e2m1/g16/bf16/dense/t128x256/m4/s4/w256/wgmma/sm_90");
   CHECK(KernelKey::parse(wgmma.to_string()) == wgmma);
   CHECK(compile_target(wgmma) == "sm_90a");
+
+  KernelKey two_blocks = k;
+  two_blocks.tile.wgmma = true;
+  two_blocks.tile.resident_blocks = 2;
+  CHECK(two_blocks.to_string() == "gemm/e2m1/g16/bf16/dense/t128x128/m4/s4/w256/b2/wgmma/sm_90");
+  CHECK(KernelKey::parse(two_blocks.to_string()) == two_blocks);
   CHECK(compile_target(k) == "sm_90");
 
   KernelKey repack;
@@ -104,6 +110,13 @@ TEST_CASE("packed keys differ whenever a field differs", "[key]") {
   }
   {
     auto k = base;
+    k.tile.wgmma = true;
+    add(k);
+    k.tile.resident_blocks = 2;  // the same kernel with a two-block register budget
+    add(k);
+  }
+  {
+    auto k = base;
     k.moe = true;
     add(k);
     k.activation = Activation::relu2;
@@ -135,6 +148,12 @@ TEST_CASE("bad keys and arch strings are rejected with a message", "[key]") {
   rejects("", "unknown kernel kind");
   rejects("gemm/e2m1/g16/bf16/dense/t128x128/m4/s4/w256", "10 parts");
   rejects("gemm/e2m1/g16/bf16/dense/t128x256/m4/s4/w256/mma/sm_90", "must be 'wgmma'");
+  rejects("gemm/e2m1/g16/bf16/dense/t128x128/m4/s4/w256/b2/mma/sm_90", "part 11 of 12");
+  rejects("gemm/e2m1/g16/bf16/dense/t128x128/m4/s4/w256/x2/wgmma/sm_90", "look like b2");
+  rejects("gemm/e2m1/g16/bf16/dense/t128x128/m4/s4/w256/b3/wgmma/sm_90", "only b2 exists");
+  rejects("gemm/e2m1/g16/bf16/dense/t128x256/m4/s4/w256/b2/wgmma/sm_90", "only b2 exists");
+  rejects("gemm/e2m1/g16/bf16/dense/t128x128/m8/s4/w256/b2/wgmma/sm_90", "128x128 tiles");
+  rejects("gemm/e2m1/g16/bf16/dense/t128x128/m4/s4/w256/a/b2/wgmma/sm_90", "got 13");
   rejects("gemm/e2m1/g16/bf16/dense/t128x256/m4/s4/w256/wgmma/sm_80", "sm_90 only");
   rejects("gemm/e2m1/g16/bf16/dense/t128x64/m4/s4/w256/wgmma/sm_90", "128- or 256-column");
   rejects("gemm/e2m1/g16/bf16/dense/t128x128/m4/s4/w128/wgmma/sm_90", "256 threads");

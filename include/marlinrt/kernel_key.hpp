@@ -4,6 +4,7 @@
 //   gemm/e2m1/g16/bf16/dense/t128x128/m4/s4/w256/sm_90
 //   gemm/e2m1/g16/f16/moe-relu2-topkw/t64x256/m4/s4/w256/sm_80
 //   gemm/e2m1/g16/bf16/dense/t128x256/m4/s4/w256/wgmma/sm_90
+//   gemm/e2m1/g16/bf16/dense/t128x128/m4/s4/w256/b2/wgmma/sm_90
 //   repack_weights/sm_90
 // to_string() and parse() round-trip, and packed() is a 64-bit value that is
 // unique per key (used as the launch-table index; no strings on the hot path).
@@ -35,6 +36,9 @@ enum class Activation : std::uint8_t { none = 0, silu = 1, relu2 = 2 };
 // for the 128-row wgmma variant),
 // `stages` deep cp.async pipeline, `threads` per block. `wgmma`: the sm_90a warpgroup MMA
 // (compiled for sm_90a) instead of mma.sync; key text ".../w256/wgmma/sm_90".
+// `resident_blocks`: 0 for the kernel's default register budget, or 2 (the 64-row wgmma kernel
+// on 128x128 tiles only) for registers budgeted so that two blocks fit on an SM; key text
+// ".../w256/b2/wgmma/sm_90".
 struct GemmTile {
   std::uint16_t tile_k = 0;
   std::uint16_t tile_n = 0;
@@ -42,6 +46,7 @@ struct GemmTile {
   std::uint8_t stages = 0;
   std::uint16_t threads = 0;
   bool wgmma = false;
+  std::uint8_t resident_blocks = 0;
 
   friend bool operator==(const GemmTile&, const GemmTile&) = default;
 };
