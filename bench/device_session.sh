@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One device-machine call: build, [gpu] tests, dense benchmark, optional Nsight Compute
-# profile. Logs go under $OUT; a short table is printed last.
+# profile. Logs go under $OUT; a short table is printed last. BENCH_TIMEOUT (s, default 420)
+# bounds each benchmark.
 #   bench/device_session.sh [--no-tests] [--sanitize] [--bench "ARGS"] [--ncu "NxK M"] [--ncu-source "NxK M"] [--sweep "SHAPES MS CONFIG..."]...
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -61,7 +62,7 @@ for c in "${ncu_source[@]}"; do
 done
 for b in "${bench_args[@]}"; do
   # shellcheck disable=SC2086
-  timeout 420 build/release/tools/marlinrt bench dense --out "$out" $b >"$out/bench.log" 2>&1
+  timeout "${BENCH_TIMEOUT:-420}" build/release/tools/marlinrt bench dense --out "$out" $b >"$out/bench.log" 2>&1
   echo "bench rc $?"
   cat "$out/bench.log" | tail -90
 done
