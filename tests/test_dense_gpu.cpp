@@ -214,7 +214,8 @@ TEST_CASE("dense linear matches the reference on every checkpoint dense shape", 
       const std::vector<std::uint16_t> bias = random_bias(dtype, shape.n, mix_seed(seed, run++));
       const std::vector<std::uint16_t>* bias_ptr = with_bias ? &bias : nullptr;
       PreparedTestLayer prepared = prepare_host_layer(host, dtype, stream.get(), bias_ptr);
-      for (std::int64_t m : {1, 24, 512}) {
+      // M = 64: sm_90 runs 3712x2688 and 2688x3712 on the two-block wgmma kernel.
+      for (std::int64_t m : {1, 24, 64, 512}) {
         RunSpec spec;
         spec.m = m;
         spec.checked_rows = 16;  // the largest shapes: keep the FP64 reference in seconds
@@ -374,8 +375,9 @@ TEST_CASE("dense linear honours row strides larger than K and N", "[dense][gpu][
     for (DType dtype : kActivationDtypes) {
       const std::vector<std::uint16_t> bias = random_bias(dtype, shape.n, mix_seed(seed, run++));
       PreparedTestLayer prepared = prepare_host_layer(host, dtype, stream.get(), &bias);
-      // M = 1000 on 4096x4096: sm_90 plans 128-row wgmma m-tiles in band order.
-      for (std::int64_t m : {1, 33, 256, 1000}) {
+      // M = 1000 on 4096x4096: sm_90 plans 128-row wgmma m-tiles in band order; M = 50 on
+      // 2688x3712: the two-block wgmma kernel with a part-filled m-tile.
+      for (std::int64_t m : {1, 33, 50, 256, 1000}) {
         RunSpec spec;
         spec.m = m;
         spec.x_stride = shape.k + 72;  // rows stay 16-byte aligned
@@ -393,15 +395,16 @@ TEST_CASE("dense linear is bitwise deterministic over 10 runs", "[dense][gpu]") 
   INFO("seed " << seed);
   CudaStream stream;
   ErrorLog log("determinism (first run vs reference)");
-  // Long K and few output tiles: blocks share columns and reduce across the grid.
-  const Shape shapes[] = {{4096, 14336}, {2688, 10304}};
+  // Long K and few output tiles: blocks share columns and reduce across the grid (3712x2688
+  // at M = 64: the two-block wgmma kernel, 7 sharers per tile in clusters on sm_90).
+  const Shape shapes[] = {{4096, 14336}, {2688, 10304}, {3712, 2688}};
   std::uint64_t run = 0;
   for (const Shape& shape : shapes) {
     const HostNvfp4Weights host =
         random_exporter_weights(shape.n, shape.k, mix_seed(seed, run++), 0.02);
     for (DType dtype : kActivationDtypes) {
       PreparedTestLayer prepared = prepare_host_layer(host, dtype, stream.get());
-      for (std::int64_t m : {1, 16, 200}) {
+      for (std::int64_t m : {1, 16, 64, 200}) {
         INFO(dtype_name(dtype) << " N=" << shape.n << " K=" << shape.k << " M=" << m);
         RunSpec spec;
         spec.m = m;
