@@ -26,7 +26,8 @@
 namespace marlinrt::kern {
 
 template <int kAct, int kTileK, int kTileN, int kMBlocks, int kStages, int kThreads, bool kMoe,
-          int kActFn, bool kGated, bool kTopkW, bool kWgmma = false, int kResidentBlocks = 0>
+          int kActFn, bool kGated, bool kTopkW, bool kWgmma = false, int kResidentBlocks = 0,
+          bool kSpecialized = false>
 struct GemmConfig {
   static constexpr bool bf16 = kAct == 1;
   // sm_90a warpgroup MMA with the layer's columns as its M side. Two warpgroups of four warps.
@@ -38,18 +39,18 @@ struct GemmConfig {
   // the B operand, read from shared memory: one decode feeds them all, and the tensor cores
   // run asynchronously to the next decode.
   static constexpr bool wgmma = kWgmma;
-  // Warp specialization (the 128-row wgmma kernel): a producer warpgroup after the two
-  // consumer warpgroups issues every copy, and per-stage mbarriers replace the block-wide
-  // barrier, so each consumer drains and refills its wgmma pipeline on its own while the other
-  // keeps the tensor cores busy. Registers are allocated per SM quarter (one warp of each
+  // Warp specialization (the 128-row wgmma kernel, and the 64-row one on request): a producer
+  // warpgroup after the two consumer warpgroups issues every copy, and per-stage mbarriers replace
+  // the block-wide barrier, so each consumer drains and refills its wgmma pipeline on its own while
+  // the other keeps the tensor cores busy. Registers are allocated per SM quarter (one warp of each
   // warpgroup), so a single producer warp would cost as much as a warpgroup: instead the
   // producer drops to producer_registers and the consumers rise to consumer_registers
   // (40 + 2 * 232 <= 512 per quarter and thread).
-  static constexpr bool specialized = kWgmma && kMBlocks == 8;
-  // The specialized kernel's 256-column tiles need not divide n_padded (a multiple of 128):
+  static constexpr bool specialized = kWgmma && (kMBlocks == 8 || kSpecialized);
+  // The 128-row kernel's 256-column tiles need not divide n_padded (a multiple of 128):
   // its loader zero-fills the strips past the weight's end in the last n-tile. Not for 128
   // columns, which always divide it and would pay the check (host mirror: gemm_ragged_n()).
-  static constexpr bool ragged_n = specialized && kTileN == 256;
+  static constexpr bool ragged_n = specialized && kMBlocks == 8 && kTileN == 256;
   static constexpr int producers = specialized ? 128 : 0;
   static constexpr int launch_threads = kThreads + producers;
   static constexpr int producer_registers = 40;
@@ -113,6 +114,9 @@ struct GemmConfig {
   static_assert(kResidentBlocks == 0 || (kResidentBlocks == 2 && kWgmma && kMBlocks == 4 &&
                                          kTileK == 128 && kTileN == 128),
                 "a two-block register budget exists for the 64-row wgmma kernel on 128x128 tiles");
+  // Host mirror: KernelKey::validate() ("ws").
+  static_assert(!kSpecialized || (kWgmma && kMBlocks == 4 && kResidentBlocks == 0),
+                "warp specialization on request is for the 64-row wgmma kernel");
   // The accumulators: [m-block][n8 tile][4] for mma.sync, [instruction][n8 of rows][4] for
   // wgmma (one m64 x rows D fragment per instruction).
   static constexpr int acc_outer = kWgmma ? warp_cols / 16 : kMBlocks;

@@ -189,6 +189,20 @@ int band_height(const GemmTile& tile, int blocks, int m_tiles) {
   return std::clamp(static_cast<int>(std::lround(best)), 1, m_tiles);
 }
 
+// The 64-row wgmma kernel warp-specialized (GemmTile::specialized) where each block has
+// enough units to repay the producer's start-up and the lost cluster reduction: at least 9,
+// on 256-column tiles or with two or more m-tiles. Measured (H200, bf16, same call, us):
+// M = 64 57344x8192 147.6 -> 135.9, 8192x28672 81.6 -> 74.5 (28 units, clusters of 4 lost),
+// 10240x8192 42.7 -> 39.2 (9 units); M = 100 -7 to -10 % on the seven layers above 50M
+// weights; 6144x4096 M = 256 45.1 -> 41.4. Lost where it is left out: 7168x18432 and
+// 4096x14336 at M = 64 (256x128 tiles, one m-tile) +2-3 %, 6144x4096 M = 64 (4 units) 15.7 ->
+// 22.4, 4096x4096 M = 256 (8 units) 26.0 -> 31.3.
+bool specialize_rows64(const DensePlan& plan) {
+  const GemmTile& t = plan.key.tile;
+  if (!t.wgmma || t.m_blocks != 4 || t.resident_blocks) return false;
+  return plan.stripe_units >= 9 && (t.tile_n == 256 || plan.m_tiles >= 2);
+}
+
 // Clusters of the sharers of each tile (sm_90): when every block owns one k-range of one tile
 // and a tile has 2..8 sharers (the portable cluster size), and a whole partial fits in the
 // block's shared memory. 1: the global-workspace reduction.
@@ -295,9 +309,11 @@ DenseOrder parse_dense_order(std::string_view value) {
 
 int gemm_warp_cols(const GemmTile& t) { return t.wgmma ? t.tile_n / 8 : t.m_blocks == 1 ? 64 : 32; }
 
-bool gemm_warp_specialized(const GemmTile& t) { return t.wgmma && t.m_blocks == 8; }
+bool gemm_warp_specialized(const GemmTile& t) {
+  return t.wgmma && (t.m_blocks == 8 || t.specialized);
+}
 
-bool gemm_ragged_n(const GemmTile& t) { return gemm_warp_specialized(t) && t.tile_n == 256; }
+bool gemm_ragged_n(const GemmTile& t) { return t.wgmma && t.m_blocks == 8 && t.tile_n == 256; }
 
 int gemm_launch_threads(const GemmTile& t) {
   return t.threads + (gemm_warp_specialized(t) ? 128 : 0);
@@ -492,6 +508,7 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
                                        : stripe_sharers(plan.k_tiles, plan.stripe_units);
       // The next tile choice (a forced wgmma takes any number of sharers).
       if (c.max_sharers && sharers > c.max_sharers && !(c.wgmma && wgmma_forced)) break;
+      plan.key.tile.specialized = specialize_rows64(plan);
       plan.cluster_blocks = cluster_split(plan, arch, smem);
       plan.smem_bytes = smem;
       plan.workspace_floats = 2LL * plan.blocks * 16 * m_blocks * c.tile_n;

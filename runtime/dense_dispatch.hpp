@@ -35,7 +35,8 @@ int gemm_smem_bytes(const GemmTile& tile);
 // Output columns one warp owns: the host mirror of GemmConfig::warp_cols.
 int gemm_warp_cols(const GemmTile& tile);
 
-// Whether the tile's kernel is warp-specialized (the 128-row wgmma kernel): a producer
+// Whether the tile's kernel is warp-specialized (the 128-row wgmma kernel, and the 64-row one
+// with GemmTile::specialized): a producer
 // warpgroup of 128 threads after tile.threads consumers, no cluster reduction. The host
 // mirror of GemmConfig::specialized.
 bool gemm_warp_specialized(const GemmTile& tile);

@@ -141,6 +141,11 @@ void KernelKey::validate() const {
          "64-row wgmma kernel on 128x128 tiles (m4, t128x128, wgmma)",
          t.resident_blocks, t.resident_blocks);
   }
+  if (t.specialized && (!t.wgmma || t.m_blocks != 4 || t.resident_blocks != 0)) {
+    fail(Status::invalid_argument,
+         "kernel key: 'ws' (warp-specialized) is a variant of the 64-row wgmma kernel only "
+         "(m4, wgmma, no register budget b2); the 128-row kernel is always warp-specialized");
+  }
 }
 
 std::string KernelKey::to_string() const {
@@ -152,11 +157,12 @@ std::string KernelKey::to_string() const {
     if (gated) mode += "-gated";
     if (topk_weight) mode += "-topkw";
   }
-  const std::string budget =
-      tile.resident_blocks ? fmt::format("b{}/", tile.resident_blocks) : std::string();
+  const std::string variant = tile.resident_blocks ? fmt::format("b{}/", tile.resident_blocks)
+                              : tile.specialized   ? std::string("ws/")
+                                                   : std::string();
   return fmt::format("gemm/e2m1/g{}/{}/{}/t{}x{}/m{}/s{}/w{}/{}{}{}", group_size,
                      dtype_name(activation_dtype), mode, tile.tile_k, tile.tile_n, tile.m_blocks,
-                     tile.stages, tile.threads, budget, tile.wgmma ? "wgmma/" : "",
+                     tile.stages, tile.threads, variant, tile.wgmma ? "wgmma/" : "",
                      arch_name(arch));
 }
 
@@ -173,10 +179,13 @@ KernelKey KernelKey::parse(std::string_view text) {
     return key;
   }
   if (head != "gemm") bad_key(text, fmt::format("unknown kernel kind '{}'", head));
-  // 10 parts; before the arch optionally "wgmma", and before that a register budget "bB".
+  // 10 parts; before the arch optionally "wgmma", and before that a variant: a register
+  // budget "bB" or "ws" (warp-specialized).
   if (parts.size() < 10 || parts.size() > 12) {
-    bad_key(text, fmt::format("a gemm key has 10 parts (11 with wgmma, 12 with bB/wgmma), got {}",
-                              parts.size()));
+    bad_key(
+        text,
+        fmt::format("a gemm key has 10 parts (11 with wgmma, 12 with bB/wgmma or ws/wgmma), got {}",
+                    parts.size()));
   }
   if (parts.size() >= 11 && parts[parts.size() - 2] != "wgmma") {
     bad_key(text, fmt::format("part {} of {} must be 'wgmma', got '{}'", parts.size() - 1,
@@ -229,9 +238,14 @@ KernelKey KernelKey::parse(std::string_view text) {
   key.tile.threads = static_cast<std::uint16_t>(v);
   key.tile.wgmma = parts.size() >= 11;
   if (parts.size() == 12) {
-    if (!parse_number(parts[9], "b", v) || v > 255)
-      bad_key(text, "the register budget must look like b2");
-    key.tile.resident_blocks = static_cast<std::uint8_t>(v);
+    if (parts[9] == "ws") {
+      key.tile.specialized = true;
+    } else if (!parse_number(parts[9], "b", v) || v > 255) {
+      bad_key(text, fmt::format("part 10 of 12 must be a register budget like b2 or 'ws', got '{}'",
+                                parts[9]));
+    } else {
+      key.tile.resident_blocks = static_cast<std::uint8_t>(v);
+    }
   }
   key.arch = parse_arch(parts.back());
   key.validate();
@@ -239,7 +253,7 @@ KernelKey KernelKey::parse(std::string_view text) {
 }
 
 std::uint64_t KernelKey::packed() const {
-  // 57 bits in all; see the field widths below. Only meaningful for valid keys.
+  // 58 bits in all; see the field widths below. Only meaningful for valid keys.
   std::uint64_t p = 0;
   auto put = [&p](std::uint64_t value, int bits) {
     p = (p << bits) | (value & ((1u << bits) - 1));
@@ -259,6 +273,7 @@ std::uint64_t KernelKey::packed() const {
   put(tile.threads / 32u, 4);
   put(tile.wgmma, 1);
   put(tile.resident_blocks, 3);
+  put(tile.specialized, 1);
   put(static_cast<unsigned>(arch), 8);
   return p;
 }

@@ -29,7 +29,7 @@ std::string render_gemm(const KernelKey& key) {
   return fmt::format(
       "#include \"gemm.cuh\"\n"
       "typedef marlinrt::kern::GemmConfig<{act}, {tile_k}, {tile_n}, {m_blocks}, {stages}, "
-      "{threads}, {moe}, {actfn}, {gated}, {topkw}, {wgmma}, {resident}> Cfg;\n"
+      "{threads}, {moe}, {actfn}, {gated}, {topkw}, {wgmma}, {resident}, {specialized}> Cfg;\n"
       "extern \"C\" __global__ void __launch_bounds__(Cfg::launch_threads, Cfg::min_blocks_per_sm) "
       "marlinrt_kernel(const marlinrt::kern::GemmParams params) {{\n"
       "  marlinrt::kern::gemm_kernel<Cfg>(params);\n"
@@ -41,7 +41,8 @@ std::string render_gemm(const KernelKey& key) {
       fmt::arg("actfn", activation_function_code(key.activation)),
       fmt::arg("gated", boolean(key.gated)), fmt::arg("topkw", boolean(key.topk_weight)),
       fmt::arg("wgmma", boolean(t.wgmma)),
-      fmt::arg("resident", static_cast<int>(t.resident_blocks)));
+      fmt::arg("resident", static_cast<int>(t.resident_blocks)),
+      fmt::arg("specialized", boolean(t.specialized)));
 }
 
 // A helper kernel: `header` defines `params_type` and the device function `entry`.

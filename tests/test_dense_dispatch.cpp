@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <tuple>
 
 #include "cache/cache_config.hpp"
 #include "cache/disk_cache.hpp"
@@ -206,7 +207,8 @@ TEST_CASE("sm_90 serves M > 48 with the warpgroup MMA where its tiles have few s
                         {2688, 4096}}) {
       INFO("m " << m << " n " << n << " k " << k);
       const auto p = plan(m, n, k, 90, DenseMma::automatic);
-      CHECK(gemm_warp_specialized(p.key.tile) == (p.key.tile.m_blocks == 8));
+      CHECK(gemm_warp_specialized(p.key.tile) ==
+            (p.key.tile.m_blocks == 8 || p.key.tile.specialized));
       if (!gemm_warp_specialized(p.key.tile)) {
         CHECK(gemm_launch_threads(p.key.tile) == p.key.tile.threads);
         continue;
@@ -216,6 +218,25 @@ TEST_CASE("sm_90 serves M > 48 with the warpgroup MMA where its tiles have few s
       CHECK(p.cluster_blocks == 1);
     }
   CHECK(specialized >= 8);
+  // The 64-row kernel is specialized where a block has 9+ units of 256-column tiles (or
+  // several m-tiles), and never loses its cluster reduction otherwise.
+  for (auto [m, n, k, expected] : {std::tuple{64, 57344, 8192, true},
+                                   {64, 8192, 28672, true},
+                                   {64, 10240, 8192, true},
+                                   {100, 7168, 18432, true},
+                                   {64, 7168, 18432, false},    // 256x128 tiles, one m-tile
+                                   {64, 6144, 4096, false},     // 4 units per block
+                                   {256, 4096, 4096, false},    // 8 units per block
+                                   {64, 3712, 2688, false}}) {  // the two-block kernel
+    INFO("m " << m << " n " << n << " k " << k);
+    const auto p = plan(m, n, k, 90, DenseMma::automatic);
+    CHECK(p.key.tile.wgmma);
+    CHECK(p.key.tile.m_blocks == 4);
+    CHECK(p.key.tile.specialized == expected);
+    CHECK(gemm_warp_specialized(p.key.tile) == expected);
+    if (expected) CHECK(p.cluster_blocks == 1);
+    CHECK_FALSE(plan(m, n, k, 80, DenseMma::automatic).key.tile.specialized);
+  }
   CHECK_FALSE(plan(48, 57344, 8192, 90, DenseMma::automatic).key.tile.wgmma);    // 3 m-blocks
   CHECK_FALSE(plan(4096, 57344, 8192, 80, DenseMma::automatic).key.tile.wgmma);  // sm_90 only
   CHECK_FALSE(plan(4096, 57344, 8192, 90, DenseMma::sync).key.tile.wgmma);

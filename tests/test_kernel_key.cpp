@@ -44,6 +44,13 @@ TEST_CASE("kernel key text round-trips", "[key]") {
   two_blocks.tile.resident_blocks = 2;
   CHECK(two_blocks.to_string() == "gemm/e2m1/g16/bf16/dense/t128x128/m4/s4/w256/b2/wgmma/sm_90");
   CHECK(KernelKey::parse(two_blocks.to_string()) == two_blocks);
+
+  KernelKey specialized = k;
+  specialized.tile.tile_n = 256;
+  specialized.tile.wgmma = true;
+  specialized.tile.specialized = true;
+  CHECK(specialized.to_string() == "gemm/e2m1/g16/bf16/dense/t128x256/m4/s4/w256/ws/wgmma/sm_90");
+  CHECK(KernelKey::parse(specialized.to_string()) == specialized);
   CHECK(compile_target(k) == "sm_90");
 
   KernelKey repack;
@@ -114,6 +121,9 @@ TEST_CASE("packed keys differ whenever a field differs", "[key]") {
     add(k);
     k.tile.resident_blocks = 2;  // the same kernel with a two-block register budget
     add(k);
+    k.tile.resident_blocks = 0;
+    k.tile.specialized = true;  // and warp-specialized
+    add(k);
   }
   {
     auto k = base;
@@ -149,7 +159,8 @@ TEST_CASE("bad keys and arch strings are rejected with a message", "[key]") {
   rejects("gemm/e2m1/g16/bf16/dense/t128x128/m4/s4/w256", "10 parts");
   rejects("gemm/e2m1/g16/bf16/dense/t128x256/m4/s4/w256/mma/sm_90", "must be 'wgmma'");
   rejects("gemm/e2m1/g16/bf16/dense/t128x128/m4/s4/w256/b2/mma/sm_90", "part 11 of 12");
-  rejects("gemm/e2m1/g16/bf16/dense/t128x128/m4/s4/w256/x2/wgmma/sm_90", "look like b2");
+  rejects("gemm/e2m1/g16/bf16/dense/t128x128/m4/s4/w256/x2/wgmma/sm_90", "like b2 or 'ws'");
+  rejects("gemm/e2m1/g16/bf16/dense/t128x256/m8/s4/w256/ws/wgmma/sm_90", "always warp-specialized");
   rejects("gemm/e2m1/g16/bf16/dense/t128x128/m4/s4/w256/b3/wgmma/sm_90", "only b2 exists");
   rejects("gemm/e2m1/g16/bf16/dense/t128x256/m4/s4/w256/b2/wgmma/sm_90", "only b2 exists");
   rejects("gemm/e2m1/g16/bf16/dense/t128x128/m8/s4/w256/b2/wgmma/sm_90", "128x128 tiles");

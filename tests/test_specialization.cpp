@@ -34,7 +34,7 @@ TEST_CASE("a dense gemm key renders exactly the documented unit", "[jit]") {
       render_unit(gemm_key()) ==
       "#include \"gemm.cuh\"\n"
       "typedef marlinrt::kern::GemmConfig<1, 128, 128, 4, 4, 256, false, 0, false, false, false, "
-      "0> "
+      "0, false> "
       "Cfg;\n"
       "extern \"C\" __global__ void __launch_bounds__(Cfg::launch_threads, Cfg::min_blocks_per_sm) "
       "marlinrt_kernel(const marlinrt::kern::GemmParams params) {\n"
@@ -52,14 +52,15 @@ TEST_CASE("a MoE gemm key renders its epilogue flags", "[jit]") {
   const std::string unit = render_unit(k);
   CHECK_THAT(unit,
              Catch::Contains("__launch_bounds__(Cfg::launch_threads, Cfg::min_blocks_per_sm)"));
-  CHECK_THAT(unit,
-             Catch::Contains("GemmConfig<0, 64, 256, 2, 3, 128, true, 2, false, true, false, 0>"));
+  CHECK_THAT(unit, Catch::Contains(
+                       "GemmConfig<0, 64, 256, 2, 3, 128, true, 2, false, true, false, 0, false>"));
 
   k.activation = Activation::silu;
   k.gated = true;
   k.topk_weight = false;
-  CHECK_THAT(render_unit(k),
-             Catch::Contains("GemmConfig<0, 64, 256, 2, 3, 128, true, 1, true, false, false, 0>"));
+  CHECK_THAT(
+      render_unit(k),
+      Catch::Contains("GemmConfig<0, 64, 256, 2, 3, 128, true, 1, true, false, false, 0, false>"));
 }
 
 TEST_CASE("every gemm field changes the rendered unit", "[jit]") {
@@ -113,6 +114,13 @@ TEST_CASE("every gemm field changes the rendered unit", "[jit]") {
     k.tile.resident_blocks = 2;
     k.arch = 90;
     add(k, "resident blocks");
+  }
+  {
+    auto k = base;
+    k.tile.wgmma = true;
+    k.tile.specialized = true;
+    k.arch = 90;
+    add(k, "warp-specialized");
   }
   auto moe = base;
   moe.moe = true;

@@ -39,6 +39,9 @@ enum class Activation : std::uint8_t { none = 0, silu = 1, relu2 = 2 };
 // `resident_blocks`: 0 for the kernel's default register budget, or 2 (the 64-row wgmma kernel
 // on 128x128 tiles only) for registers budgeted so that two blocks fit on an SM; key text
 // ".../w256/b2/wgmma/sm_90".
+// `specialized`: the 64-row wgmma kernel warp-specialized (a producer warpgroup issues every
+// copy, mbarriers hand the stages over; the 128-row kernel always is, so it never sets it);
+// key text ".../w256/ws/wgmma/sm_90".
 struct GemmTile {
   std::uint16_t tile_k = 0;
   std::uint16_t tile_n = 0;
@@ -47,6 +50,7 @@ struct GemmTile {
   std::uint16_t threads = 0;
   bool wgmma = false;
   std::uint8_t resident_blocks = 0;
+  bool specialized = false;
 
   friend bool operator==(const GemmTile&, const GemmTile&) = default;
 };
