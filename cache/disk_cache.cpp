@@ -494,7 +494,7 @@ void DiskCache::record_failure(const CacheKey& key, std::string_view source,
 #ifdef MARLINRT_VERSION
                     MARLINRT_VERSION
 #else
-                     "unknown"
+                    "unknown"
 #endif
         );
     const std::vector<std::pair<std::string_view, std::string_view>> files = {

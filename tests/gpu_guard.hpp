@@ -10,10 +10,10 @@ bool gpu_available();
 std::string gpu_unavailable_reason();
 }  // namespace marlinrt::test
 
-#define MARLINRT_REQUIRE_GPU()                                                     \
-  do {                                                                             \
-    if (!::marlinrt::test::gpu_available()) {                                      \
+#define MARLINRT_REQUIRE_GPU()                                                        \
+  do {                                                                                \
+    if (!::marlinrt::test::gpu_available()) {                                         \
       WARN("skipped: no GPU (" << ::marlinrt::test::gpu_unavailable_reason() << ")"); \
-      return;                                                                      \
-    }                                                                              \
+      return;                                                                         \
+    }                                                                                 \
   } while (0)

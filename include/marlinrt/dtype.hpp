@@ -11,8 +11,8 @@ enum class DType : std::uint8_t {
   f16 = 0,
   bf16 = 1,
   f32 = 2,
-  u8 = 3,        // packed E2M1 pairs: element 2i in the low nibble
-  e4m3 = 4,      // float8_e4m3fn
+  u8 = 3,    // packed E2M1 pairs: element 2i in the low nibble
+  e4m3 = 4,  // float8_e4m3fn
   i32 = 5,
 };
 
@@ -33,12 +33,18 @@ constexpr std::size_t dtype_size(DType t) noexcept {
 
 constexpr std::string_view dtype_name(DType t) noexcept {
   switch (t) {
-    case DType::f16: return "f16";
-    case DType::bf16: return "bf16";
-    case DType::f32: return "f32";
-    case DType::u8: return "u8";
-    case DType::e4m3: return "e4m3";
-    case DType::i32: return "i32";
+    case DType::f16:
+      return "f16";
+    case DType::bf16:
+      return "bf16";
+    case DType::f32:
+      return "f32";
+    case DType::u8:
+      return "u8";
+    case DType::e4m3:
+      return "e4m3";
+    case DType::i32:
+      return "i32";
   }
   return "?";
 }

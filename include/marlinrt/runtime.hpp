@@ -15,12 +15,12 @@ namespace marlinrt {
 using Stream = ::CUstream_st*;
 
 struct JitStats {
-  std::uint64_t memory_hits = 0;   // function already loaded in this process
-  std::uint64_t disk_hits = 0;     // cubin read from the disk cache
-  std::uint64_t misses = 0;        // not in memory nor on disk
-  std::uint64_t compiles = 0;      // NVRTC compiles that succeeded
+  std::uint64_t memory_hits = 0;  // function already loaded in this process
+  std::uint64_t disk_hits = 0;    // cubin read from the disk cache
+  std::uint64_t misses = 0;       // not in memory nor on disk
+  std::uint64_t compiles = 0;     // NVRTC compiles that succeeded
   std::uint64_t compile_failures = 0;
-  double compile_seconds = 0.0;    // wall time spent in NVRTC
+  double compile_seconds = 0.0;  // wall time spent in NVRTC
 };
 
 JitStats jit_stats();
