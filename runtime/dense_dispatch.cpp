@@ -434,9 +434,10 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
     }
     choices = std::span<const TileChoice>(&forced, 1);
   }
+  const std::int64_t m_tiles = (m + 16 * m_blocks - 1) / (16 * m_blocks);
   for (const auto& c : choices) {
     if (c.wgmma ? !wgmma_ok : wgmma_only) continue;
-    if (c.max_m_tiles && (m + 16 * m_blocks - 1) / (16 * m_blocks) > c.max_m_tiles) continue;
+    if (c.max_m_tiles && m_tiles > c.max_m_tiles) continue;
     const GemmTile shape{
         c.tile_k, c.tile_n,         static_cast<std::uint8_t>(m_blocks), 2, c.threads,
         c.wgmma,  c.resident_blocks};
@@ -449,8 +450,7 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
                                   : default_per_sm;
     // Over the whole call: with up to 4 m-blocks there is one m-tile; beyond, the choice
     // changes with the number of m-tiles (dense_keys_for_shape scans those counts).
-    const std::int64_t units =
-        ((m + 16 * m_blocks - 1) / (16 * m_blocks)) * n_tiles * (k_padded / c.tile_k);
+    const std::int64_t units = m_tiles * n_tiles * (k_padded / c.tile_k);
     if (units < std::int64_t{c.min_units_per_block} * sm_count * default_per_sm) continue;
     // Resident blocks hide more latency than a deeper pipeline: give up stages while that
     // fits more of the wanted blocks, down to three (two when the override asks for blocks).
@@ -472,7 +472,7 @@ DensePlan plan_dense(std::int64_t m, std::int64_t n_padded, std::int64_t k_padde
       plan.key.activation_dtype = act;
       plan.key.tile = tile;
       plan.key.arch = arch;
-      plan.m_tiles = static_cast<int>((m + 16 * m_blocks - 1) / (16 * m_blocks));
+      plan.m_tiles = static_cast<int>(m_tiles);
       plan.n_tiles = static_cast<int>(n_tiles);
       plan.k_tiles = static_cast<int>(k_padded / c.tile_k);
       if (units >= std::numeric_limits<int>::max()) {

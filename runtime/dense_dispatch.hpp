@@ -36,9 +36,8 @@ int gemm_smem_bytes(const GemmTile& tile);
 int gemm_warp_cols(const GemmTile& tile);
 
 // Whether the tile's kernel is warp-specialized (the 128-row wgmma kernel, and the 64-row one
-// with GemmTile::specialized): a producer
-// warpgroup of 128 threads after tile.threads consumers, no cluster reduction. The host
-// mirror of GemmConfig::specialized.
+// with GemmTile::specialized): a producer warpgroup of 128 threads after tile.threads
+// consumers, no cluster reduction. The host mirror of GemmConfig::specialized.
 bool gemm_warp_specialized(const GemmTile& tile);
 // Whether the tile's columns need not divide the padded N: the last n-tile is cut short at
 // the weight's end (GemmConfig::ragged_n; the 128-row kernel's 256-column tiles).

@@ -14,7 +14,7 @@ inline bool wgmma_tile_shape(const GemmTile& t) {
 
 // The tiles whose kernel may budget its registers for two resident blocks per SM
 // (GemmTile::resident_blocks = 2): the 64-row wgmma kernel on 128x128 tiles, the one whose
-// pipeline leaves room in shared memory for a second block (GemmConfig::resident_blocks).
+// pipeline leaves room in shared memory for a second block (GemmConfig's kResidentBlocks).
 inline bool wgmma_two_block_tile(const GemmTile& t) {
   return t.wgmma && t.m_blocks == 4 && t.tile_k == 128 && t.tile_n == 128 && t.threads == 256;
 }
